@@ -1,0 +1,194 @@
+//! cordon.toml: one file, every key optional, each documented in `cordon.example.toml`.
+//!
+//! Found by `--config`, then `CORDON_CONFIG`, then `./cordon.toml`; absent means defaults.
+//! Unknown keys are errors: a misspelt `[network] alow` must not silently mean "no egress".
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use cordon_audit::{AuditOptions, Durability};
+use cordon_policy::config::{FilesConfig, GitConfig, NetworkConfig, SecretsConfig, ToolsConfig};
+use cordon_policy::{LoadOptions, PolicyConfig, PolicyLocation};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub policy: PolicySection,
+    pub audit: AuditSection,
+    pub network: NetworkConfig,
+    pub files: FilesConfig,
+    pub git: GitConfig,
+    pub tools: ToolsConfig,
+    pub secrets: SecretsConfig,
+    /// Where the file was read from, for messages.
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
+}
+
+/// `[policy]`
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PolicySection {
+    /// A directory of .rego and data files, a .wasm module or an opa bundle. Default: the
+    /// policies built into cordon.
+    pub dir: Option<PathBuf>,
+    /// Wall-clock limit of one evaluation, in milliseconds.
+    pub eval_timeout_ms: u64,
+    /// Refuse a policy set whose test_* rules fail.
+    pub require_tests: bool,
+    /// Free-form data for custom Rego, under data.cordon.config.
+    pub data: Map<String, Value>,
+}
+
+impl Default for PolicySection {
+    fn default() -> Self {
+        PolicySection {
+            dir: None,
+            eval_timeout_ms: 100,
+            require_tests: true,
+            data: Map::new(),
+        }
+    }
+}
+
+/// `[audit]`
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditSection {
+    /// The log file. Default: $XDG_STATE_HOME/cordon/audit.jsonl (~/.local/state/cordon/...).
+    pub path: Option<PathBuf>,
+    /// Rotate the active file at this size, in MiB; 0 never rotates.
+    pub rotate_mib: u64,
+    /// "fsync" (durable across a machine crash) or "write" (across a cordon crash only).
+    pub durability: String,
+}
+
+impl Default for AuditSection {
+    fn default() -> Self {
+        AuditSection {
+            path: None,
+            rotate_mib: 64,
+            durability: "fsync".into(),
+        }
+    }
+}
+
+impl Config {
+    /// Load from the first of `flag`, `CORDON_CONFIG`, `./cordon.toml` that is given or exists.
+    pub fn load(flag: Option<&Path>) -> Result<Self> {
+        let env = std::env::var_os("CORDON_CONFIG").map(PathBuf::from);
+        let path = match (flag, env) {
+            (Some(p), _) => Some(p.to_owned()),
+            (None, Some(p)) => Some(p),
+            (None, None) => Some(PathBuf::from("cordon.toml")).filter(|p| p.is_file()),
+        };
+        let Some(path) = path else {
+            return Ok(Config::default());
+        };
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read config {}", path.display()))?;
+        let mut config: Config =
+            toml::from_str(&text).with_context(|| format!("invalid config {}", path.display()))?;
+        config.source = Some(path);
+        Ok(config)
+    }
+
+    /// What policies see as data.cordon.config.
+    pub fn policy_config(&self) -> PolicyConfig {
+        PolicyConfig {
+            network: self.network.clone(),
+            files: self.files.clone(),
+            git: self.git.clone(),
+            tools: self.tools.clone(),
+            secrets: self.secrets.clone(),
+            data: self.policy.data.clone(),
+        }
+    }
+
+    /// Where policies come from: `override_dir`, then `CORDON_POLICY_DIR`, then `[policy] dir`,
+    /// then the built-in defaults.
+    pub fn policy_location(&self, override_dir: Option<&Path>) -> PolicyLocation {
+        override_dir
+            .map(Path::to_owned)
+            .or_else(|| std::env::var_os("CORDON_POLICY_DIR").map(PathBuf::from))
+            .or_else(|| self.policy.dir.clone())
+            .map_or(PolicyLocation::Embedded, PolicyLocation::Path)
+    }
+
+    pub fn load_options(&self) -> LoadOptions {
+        LoadOptions {
+            eval_timeout: Duration::from_millis(self.policy.eval_timeout_ms.max(1)),
+            require_tests_pass: self.policy.require_tests,
+            ..LoadOptions::default()
+        }
+    }
+
+    /// The audit log: `flag`, then `CORDON_AUDIT_LOG`, then `[audit] path`, then the per-user
+    /// default.
+    pub fn audit_path(&self, flag: Option<&Path>) -> Result<PathBuf> {
+        if let Some(p) = flag {
+            return Ok(p.to_owned());
+        }
+        if let Some(p) = std::env::var_os("CORDON_AUDIT_LOG") {
+            return Ok(PathBuf::from(p));
+        }
+        if let Some(p) = &self.audit.path {
+            return Ok(p.clone());
+        }
+        let state = std::env::var_os("XDG_STATE_HOME")
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")));
+        match state {
+            Some(dir) => Ok(dir.join("cordon").join("audit.jsonl")),
+            None => bail!(
+                "no audit log path: set [audit] path, CORDON_AUDIT_LOG or --audit-log (HOME is not set)"
+            ),
+        }
+    }
+
+    pub fn audit_options(&self) -> Result<AuditOptions> {
+        let durability = match self.audit.durability.as_str() {
+            "fsync" => Durability::Fsync,
+            "write" => Durability::Write,
+            other => {
+                bail!("invalid [audit] durability {other:?} (expected \"fsync\" or \"write\")")
+            }
+        };
+        Ok(AuditOptions {
+            rotate_bytes: (self.audit.rotate_mib > 0).then(|| self.audit.rotate_mib * 1024 * 1024),
+            durability,
+            ..AuditOptions::default()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_all_defaults() {
+        let c: Config = toml::from_str("").unwrap();
+        assert_eq!(c.policy.eval_timeout_ms, 100);
+        assert_eq!(c.git.protected_branches, ["main", "master"]);
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let err = toml::from_str::<Config>("[network]\nalow = [\"x\"]\n").unwrap_err();
+        assert!(err.to_string().contains("alow"), "{err}");
+    }
+
+    #[test]
+    fn example_config_parses_and_validates() {
+        let text = include_str!("../../cordon.example.toml");
+        let c: Config = toml::from_str(text).unwrap();
+        c.policy_config().to_data().unwrap();
+        c.audit_options().unwrap();
+    }
+}

@@ -1,0 +1,28 @@
+//! The binary's only writers to stdout and stderr, so every other module stays print-free.
+
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::io::Write;
+
+/// A line of command output on stdout. A closed pipe (`cordon audit tail | head`) ends quietly.
+pub fn line(text: &str) {
+    let mut out = std::io::stdout().lock();
+    if writeln!(out, "{text}").is_err() {
+        std::process::exit(0);
+    }
+}
+
+/// Flush stdout (for `tail --follow`).
+pub fn flush() {
+    let _ = std::io::stdout().flush();
+}
+
+/// An error for a person, on stderr.
+pub fn error(text: &str) {
+    eprintln!("cordon: error: {text}");
+}
+
+/// A warning for a person, on stderr.
+pub fn warn(text: &str) {
+    eprintln!("cordon: warning: {text}");
+}
