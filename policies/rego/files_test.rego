@@ -13,7 +13,7 @@ op(o, path) := {"operation": o, "path": path, "in_workspace": true, "write": obj
 mv(from, to) := {"operation": "rename", "path": from, "to": to, "in_workspace": true, "write": true}
 
 allowed(inp) if {
-	files.decision.allow with input as inp
+	files.decision.allow with input as inp with data.cordon.config as {}
 }
 
 test_ordinary_write_allowed if allowed(w("src/main.rs"))
@@ -53,16 +53,16 @@ test_reads_allowed_by_default if {
 
 test_deny_read_from_config if {
 	not files.decision.allow with input as op("read", "app/.env")
-		with data.cordon.config.files as {"deny_read": [".env"]}
+		with data.cordon.config as {"files": {"deny_read": [".env"]}}
 }
 
 test_extra_protected_from_config if {
 	not files.decision.allow with input as w("deploy/prod.tf")
-		with data.cordon.config.files as {"protect": ["deploy/**"]}
+		with data.cordon.config as {"files": {"protect": ["deploy/**"]}}
 }
 
 test_outside_workspace_denied if {
-	d := files.decision with input as {"operation": "read", "path": "/etc/passwd", "in_workspace": false, "write": false}
+	d := files.decision with input as {"operation": "read", "path": "/etc/passwd", "in_workspace": false, "write": false} with data.cordon.config as {}
 	not d.allow
 	"path /etc/passwd is outside the workspace" in d.reasons
 }
@@ -85,7 +85,7 @@ test_ordinary_rename_allowed if allowed(mv("a.txt", "b.txt"))
 test_unknown_operation_denied if not allowed(op("chmod", "a"))
 
 test_reason_says_protected if {
-	d := files.decision with input as w("sub/repo/.github/workflows/x.yml")
+	d := files.decision with input as w("sub/repo/.github/workflows/x.yml") with data.cordon.config as {}
 	some r in d.reasons
 	contains(r, "protected")
 }

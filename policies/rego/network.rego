@@ -23,113 +23,26 @@ suffixes := object.get(cfg, "suffixes", [])
 allow_addresses := object.get(cfg, "allow_addresses", [])
 
 # Names that reach cloud metadata services or the machine itself, whatever they resolve to.
-blocked_names := {
-	"localhost",
-	"metadata",
-	"metadata.google.internal",
-	"metadata.goog",
-	"instance-data",
-	"instance-data.ec2.internal",
-	"metadata.azure.com",
-}
+blocked_names := data.cordon.tables.network.blocked_names
 
-# Always denied unless an operator names the range in [network] allow_addresses. Each IPv4
-# range is repeated in the IPv6 spellings that embed it (mapped, compatible, NAT64, 6to4), so
-# an address cannot slip past in another form.
-blocked_v4 := {
-	"0.0.0.0/8": "unspecified",
-	"10.0.0.0/8": "private",
-	"100.64.0.0/10": "shared address space (CGNAT, cloud metadata)",
-	"127.0.0.0/8": "loopback",
-	"169.254.0.0/16": "link-local (cloud metadata)",
-	"172.16.0.0/12": "private",
-	"192.0.0.0/24": "IETF protocol assignments",
-	"192.0.2.0/24": "documentation",
-	"192.88.99.0/24": "6to4 relay anycast",
-	"192.168.0.0/16": "private",
-	"198.18.0.0/15": "benchmarking",
-	"198.51.100.0/24": "documentation",
-	"203.0.113.0/24": "documentation",
-	"224.0.0.0/4": "multicast",
-	"240.0.0.0/4": "reserved",
-	"255.255.255.255/32": "broadcast",
-}
 
-blocked_v6 := {
-	"::ffff:0.0.0.0/104": "unspecified, IPv4-mapped",
-	"::0.0.0.0/104": "unspecified, IPv4-compatible",
-	"64:ff9b::0.0.0.0/104": "unspecified, NAT64",
-	"2002::/24": "unspecified, 6to4",
-	"::ffff:10.0.0.0/104": "private, IPv4-mapped",
-	"::10.0.0.0/104": "private, IPv4-compatible",
-	"64:ff9b::10.0.0.0/104": "private, NAT64",
-	"2002:a00::/24": "private, 6to4",
-	"::ffff:100.64.0.0/106": "shared address space (CGNAT, cloud metadata), IPv4-mapped",
-	"::100.64.0.0/106": "shared address space (CGNAT, cloud metadata), IPv4-compatible",
-	"64:ff9b::100.64.0.0/106": "shared address space (CGNAT, cloud metadata), NAT64",
-	"2002:6440::/26": "shared address space (CGNAT, cloud metadata), 6to4",
-	"::ffff:127.0.0.0/104": "loopback, IPv4-mapped",
-	"::127.0.0.0/104": "loopback, IPv4-compatible",
-	"64:ff9b::127.0.0.0/104": "loopback, NAT64",
-	"2002:7f00::/24": "loopback, 6to4",
-	"::ffff:169.254.0.0/112": "link-local (cloud metadata), IPv4-mapped",
-	"::169.254.0.0/112": "link-local (cloud metadata), IPv4-compatible",
-	"64:ff9b::169.254.0.0/112": "link-local (cloud metadata), NAT64",
-	"2002:a9fe::/32": "link-local (cloud metadata), 6to4",
-	"::ffff:172.16.0.0/108": "private, IPv4-mapped",
-	"::172.16.0.0/108": "private, IPv4-compatible",
-	"64:ff9b::172.16.0.0/108": "private, NAT64",
-	"2002:ac10::/28": "private, 6to4",
-	"::ffff:192.0.0.0/120": "IETF protocol assignments, IPv4-mapped",
-	"::192.0.0.0/120": "IETF protocol assignments, IPv4-compatible",
-	"64:ff9b::192.0.0.0/120": "IETF protocol assignments, NAT64",
-	"2002:c000::/40": "IETF protocol assignments, 6to4",
-	"::ffff:192.0.2.0/120": "documentation, IPv4-mapped",
-	"::192.0.2.0/120": "documentation, IPv4-compatible",
-	"64:ff9b::192.0.2.0/120": "documentation, NAT64",
-	"2002:c000:200::/40": "documentation, 6to4",
-	"::ffff:192.88.99.0/120": "6to4 relay anycast, IPv4-mapped",
-	"::192.88.99.0/120": "6to4 relay anycast, IPv4-compatible",
-	"64:ff9b::192.88.99.0/120": "6to4 relay anycast, NAT64",
-	"2002:c058:6300::/40": "6to4 relay anycast, 6to4",
-	"::ffff:192.168.0.0/112": "private, IPv4-mapped",
-	"::192.168.0.0/112": "private, IPv4-compatible",
-	"64:ff9b::192.168.0.0/112": "private, NAT64",
-	"2002:c0a8::/32": "private, 6to4",
-	"::ffff:198.18.0.0/111": "benchmarking, IPv4-mapped",
-	"::198.18.0.0/111": "benchmarking, IPv4-compatible",
-	"64:ff9b::198.18.0.0/111": "benchmarking, NAT64",
-	"2002:c612::/31": "benchmarking, 6to4",
-	"::ffff:198.51.100.0/120": "documentation, IPv4-mapped",
-	"::198.51.100.0/120": "documentation, IPv4-compatible",
-	"64:ff9b::198.51.100.0/120": "documentation, NAT64",
-	"2002:c633:6400::/40": "documentation, 6to4",
-	"::ffff:203.0.113.0/120": "documentation, IPv4-mapped",
-	"::203.0.113.0/120": "documentation, IPv4-compatible",
-	"64:ff9b::203.0.113.0/120": "documentation, NAT64",
-	"2002:cb00:7100::/40": "documentation, 6to4",
-	"::ffff:224.0.0.0/100": "multicast, IPv4-mapped",
-	"::224.0.0.0/100": "multicast, IPv4-compatible",
-	"64:ff9b::224.0.0.0/100": "multicast, NAT64",
-	"2002:e000::/20": "multicast, 6to4",
-	"::ffff:240.0.0.0/100": "reserved, IPv4-mapped",
-	"::240.0.0.0/100": "reserved, IPv4-compatible",
-	"64:ff9b::240.0.0.0/100": "reserved, NAT64",
-	"2002:f000::/20": "reserved, 6to4",
-	"::ffff:255.255.255.255/128": "broadcast, IPv4-mapped",
-	"::255.255.255.255/128": "broadcast, IPv4-compatible",
-	"64:ff9b::255.255.255.255/128": "broadcast, NAT64",
-	"2002:ffff:ffff::/48": "broadcast, 6to4",
-	"::/128": "unspecified",
-	"::1/128": "loopback",
-	"fe80::/10": "link-local",
-	"fec0::/10": "site-local (deprecated)",
-	"fc00::/7": "unique local (private, cloud metadata)",
-	"ff00::/8": "multicast",
-	"100::/64": "discard-only",
-	"2001::/32": "Teredo (embeds an IPv4 address)",
-	"2001:db8::/32": "documentation",
-	"64:ff9b:1::/48": "local-use NAT64",
+# Always denied unless an operator names the range in [network] allow_addresses. The tables
+# are data (data.json beside this file), indexed so that an address is checked against a few
+# ranges rather than all of them:
+#   v4_by_octet  first octet -> [[range, kind]]
+#   v6_groups    [{range, members}]: IPv6 spellings that embed an IPv4 address (mapped,
+#                compatible, NAT64, 6to4), with each always-denied IPv4 range in that spelling
+#   v6_native    [[range, kind]]: loopback, link-local, unique local, multicast, Teredo, ...
+tables := data.cordon.tables.network
+
+# Dotted-quad IPv4 as cordon writes it. Anything else without a colon is malformed and denies:
+# the first-octet index must never be skipped by an unusual spelling (010.0.0.1, 0x7f.1).
+canonical_v4(ip) if regex.match(`^(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}$`, ip)
+
+malformed_ips contains ip if {
+	some ip in input.ips
+	not contains(ip, ":")
+	not canonical_v4(ip)
 }
 
 port_ok(ports) if count(ports) == 0
@@ -144,7 +57,7 @@ host_allowed if {
 	port_ok(s.ports)
 }
 
-blocked_name if input.host in blocked_names
+blocked_name if blocked_names[input.host]
 
 blocked_name if endswith(input.host, ".localhost")
 
@@ -156,20 +69,31 @@ operator_allowed(ip) if {
 # One message per denied address (an address may sit in several overlapping ranges).
 blocked_ips contains msg if {
 	some ip in input.ips
-	not contains(ip, ":")
-	some range, kind in blocked_v4
-	net.cidr_contains(range, ip)
+	canonical_v4(ip)
+	some entry in object.get(tables.v4_by_octet, split(ip, ".")[0], [])
+	net.cidr_contains(entry[0], ip)
 	not operator_allowed(ip)
-	msg := sprintf("address %s is %s and always denied", [ip, kind])
+	msg := sprintf("address %s is %s and always denied", [ip, entry[1]])
 }
 
 blocked_ips contains msg if {
 	some ip in input.ips
 	contains(ip, ":")
-	some range, kind in blocked_v6
-	net.cidr_contains(range, ip)
+	some group in tables.v6_groups
+	net.cidr_contains(group.range, ip)
+	some entry in group.members
+	net.cidr_contains(entry[0], ip)
 	not operator_allowed(ip)
-	msg := sprintf("address %s is %s and always denied", [ip, kind])
+	msg := sprintf("address %s is %s and always denied", [ip, entry[1]])
+}
+
+blocked_ips contains msg if {
+	some ip in input.ips
+	contains(ip, ":")
+	some entry in tables.v6_native
+	net.cidr_contains(entry[0], ip)
+	not operator_allowed(ip)
+	msg := sprintf("address %s is %s and always denied", [ip, entry[1]])
 }
 
 well_formed if {
@@ -177,6 +101,7 @@ well_formed if {
 	is_number(input.port)
 	input.phase in {"connect", "request", "dns"}
 	is_array(object.get(input, "ips", []))
+	count(malformed_ips) == 0
 }
 
 default allow := false
@@ -188,7 +113,7 @@ allow if {
 	count(blocked_ips) == 0
 }
 
-reasons contains "input is missing host, port or phase" if not well_formed
+reasons contains "input is missing host, port or phase, or has a malformed address" if not well_formed
 
 reasons contains "no egress is allowed: the network allowlist is empty" if {
 	well_formed
@@ -210,4 +135,7 @@ reasons contains msg if {
 
 reasons contains msg if some msg in blocked_ips
 
-decision := {"allow": allow, "reasons": reasons}
+# Reasons are only worked out for a deny: the allow path is the hot one.
+decision := {"allow": true, "reasons": []} if allow
+
+decision := {"allow": false, "reasons": reasons} if not allow

@@ -13,12 +13,12 @@ config := {
 conn(host, port, ips) := {"phase": "connect", "host": host, "port": port, "ips": ips}
 
 decide(inp) := d if {
-	d := network.decision with input as inp with data.cordon.config.network as config
+	d := network.decision with input as inp with data.cordon.config as {"network": config}
 }
 
 test_empty_allowlist_denies_everything if {
 	d := network.decision with input as conn("github.com", 443, ["140.82.112.3"])
-		with data.cordon.config.network as {}
+		with data.cordon.config as {"network": {}}
 	not d.allow
 	"no egress is allowed: the network allowlist is empty" in d.reasons
 }
@@ -80,17 +80,17 @@ test_reason_names_the_address_kind if {
 test_operator_can_allow_a_range if {
 	cfg := object.union(config, {"allow_addresses": ["127.0.0.0/8"], "hosts": {"localhost.test": []}})
 	d := network.decision with input as conn("localhost.test", 8080, ["127.0.0.1"])
-		with data.cordon.config.network as cfg
+		with data.cordon.config as {"network": cfg}
 	d.allow
 	d2 := network.decision with input as conn("localhost.test", 8080, ["10.0.0.1"])
-		with data.cordon.config.network as cfg
+		with data.cordon.config as {"network": cfg}
 	not d2.allow
 }
 
 test_metadata_and_localhost_names_denied if {
 	cfg := object.union(config, {"hosts": {"metadata.google.internal": [], "localhost": [], "a.localhost": []}})
 	every h in ["metadata.google.internal", "localhost", "a.localhost"] {
-		d := network.decision with input as conn(h, 80, []) with data.cordon.config.network as cfg
+		d := network.decision with input as conn(h, 80, []) with data.cordon.config as {"network": cfg}
 		not d.allow
 	}
 }
@@ -101,4 +101,17 @@ test_malformed_input_denied if {
 	not decide({"host": "github.com"}).allow
 	not decide({"phase": "connect", "port": 443}).allow
 	not decide({"phase": "teleport", "host": "github.com", "port": 443}).allow
+}
+
+test_noncanonical_ipv4_spellings_denied if {
+	every ip in ["010.0.0.1", "0x7f.0.0.1", "127.1", "2130706433", " 127.0.0.1"] {
+		d := decide(conn("github.com", 443, [ip]))
+		not d.allow
+	}
+}
+
+test_every_octet_of_wide_ranges_is_indexed if {
+	every ip in ["224.0.0.1", "231.1.2.3", "239.255.255.255", "240.0.0.1", "250.1.1.1", "255.255.255.255"] {
+		not decide(conn("github.com", 443, [ip])).allow
+	}
 }

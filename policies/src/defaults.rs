@@ -3,9 +3,10 @@
 
 use std::path::PathBuf;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::error::LoadError;
 use crate::source::PolicySource;
 
 /// (file name, text) of every default policy and its tests.
@@ -28,22 +29,30 @@ pub const FILES: &[(&str, &str)] = &[
     ("tools_test.rego", include_str!("../rego/tools_test.rego")),
 ];
 
+/// Constant tables the policies read (always-denied address ranges and names), kept as data so
+/// they are built once at load rather than on every evaluation.
+pub const DATA: &str = include_str!("../rego/data.json");
+
 /// The default set as a [`PolicySource`] rooted at `<embedded>`.
-pub fn source() -> PolicySource {
+pub fn source() -> Result<PolicySource, LoadError> {
     let mut hasher = Sha256::new();
-    for (name, text) in FILES {
+    for (name, text) in FILES.iter().chain([&("data.json", DATA)]) {
         hasher.update(name.as_bytes());
         hasher.update([0]);
         hasher.update(text.as_bytes());
     }
-    PolicySource {
+    let data: Value = serde_json::from_str(DATA).map_err(|e| LoadError::Data {
+        path: PathBuf::from("<embedded>/data.json"),
+        why: e.to_string(),
+    })?;
+    Ok(PolicySource {
         root: PathBuf::from("<embedded>"),
         modules: FILES
             .iter()
             .map(|(n, t)| ((*n).to_owned(), (*t).to_owned()))
             .collect(),
-        data: Value::Object(Map::new()),
+        data,
         wasm: None,
         digest: hex::encode(hasher.finalize()),
-    }
+    })
 }

@@ -84,6 +84,12 @@ impl PolicySet {
         opts: &LoadOptions,
     ) -> Result<Self, LoadError> {
         let config_data = config.to_data()?;
+        if source.data.pointer("/cordon/config").is_some() {
+            return Err(LoadError::DataConflict {
+                path: source.root.clone(),
+                key: "cordon.config (data.cordon.config is reserved for cordon.toml)".into(),
+            });
+        }
         let mut data = source.data.clone();
         merge(
             &mut data,
@@ -301,7 +307,7 @@ impl PolicyLocation {
     /// Read the source.
     pub fn read(&self) -> Result<PolicySource, LoadError> {
         match self {
-            PolicyLocation::Embedded => Ok(crate::defaults::source()),
+            PolicyLocation::Embedded => crate::defaults::source(),
             PolicyLocation::Path(p) => PolicySource::read(p),
         }
     }
