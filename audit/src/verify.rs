@@ -135,17 +135,16 @@ fn read_lines(
             return Ok(());
         }
         n += 1;
-        if buf.last() != Some(&b'\n') {
-            if last {
-                *torn = Some(TornTail {
-                    file: file.to_owned(),
-                    line: n,
-                    bytes: buf.len(),
-                    after_seq: None,
-                });
-                return Ok(());
-            }
-            // A rotated segment always ends in a newline; one that does not was cut.
+        // A final line without its newline is a write cut short by a crash. A rotated segment
+        // always ends in a newline, so a cut one is checked like any other line (and flagged).
+        if last && buf.last() != Some(&b'\n') {
+            *torn = Some(TornTail {
+                file: file.to_owned(),
+                line: n,
+                bytes: buf.len(),
+                after_seq: None,
+            });
+            return Ok(());
         }
         let text = String::from_utf8_lossy(&buf);
         let text = text.trim_end_matches('\n');

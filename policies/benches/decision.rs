@@ -5,7 +5,12 @@
 //! - `files/*`: the default files policy on an ordinary write and a rename of a protected
 //!   directory's parent (the most expensive path).
 //! - `fixture/*`: the OPA-compiled Wasm fixture against regorus on the same Rego and data.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    missing_docs
+)]
 
 use std::hint::black_box;
 use std::path::Path;

@@ -1,4 +1,12 @@
 //! Integration tests of cordon-policy: one binary, one module per concern.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::indexing_slicing,
+    missing_docs
+)]
 
 mod suite;

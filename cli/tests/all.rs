@@ -1,0 +1,12 @@
+//! End-to-end tests of the `cordon` binary: real processes, real files, exit codes and output.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::indexing_slicing,
+    missing_docs
+)]
+
+mod suite;
