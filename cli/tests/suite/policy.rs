@@ -407,3 +407,29 @@ fn doctor_reports_each_feature() {
     }
     assert!(out.contains("<embedded defaults>: rego:"), "{out}");
 }
+
+#[cfg(not(feature = "opa-wasm"))]
+#[test]
+fn wasm_bundle_without_the_feature_is_a_clear_error() {
+    let env = Env::new();
+    env.write("bundle/policy.wasm", "\0asm");
+    let run = env.run_stdin(
+        &[
+            "policy",
+            "eval",
+            "--rule",
+            "eval",
+            "--input",
+            "-",
+            "--policies",
+            "bundle",
+        ],
+        "{}",
+    );
+    run.expect(2);
+    assert!(
+        run.stderr().contains("built without the opa-wasm feature"),
+        "{}",
+        run.stderr()
+    );
+}
