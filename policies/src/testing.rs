@@ -125,7 +125,7 @@ pub(crate) fn run(backend: &RegoBackend, modules: &[(String, String)]) -> TestRe
                 Ok(regorus::Value::Bool(true)) => Outcome::Pass,
                 Ok(regorus::Value::Undefined) => Outcome::Fail("undefined".into()),
                 Ok(v) => Outcome::Fail(format!("evaluated to {v}")),
-                Err(e) => Outcome::Error(e.to_string()),
+                Err(e) => Outcome::Error(crate::backend::rego::one_line(&e)),
             };
             report.cases.push(TestCase {
                 file: file.clone(),

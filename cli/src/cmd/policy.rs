@@ -3,12 +3,14 @@
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use cordon_audit::{DecisionRecord, Event, Kind};
+use cordon_policy::reload::reload_now;
 use cordon_policy::testing::{Outcome, TestReport};
-use cordon_policy::{Area, AreaInput, LoadOptions, PolicyLocation};
+use cordon_policy::{Area, AreaInput, LoadOptions, Policy, PolicyLocation, ReloadEvent, Reloader};
 use serde_json::Value;
 
 use super::Ctx;
@@ -20,6 +22,16 @@ pub enum PolicyCmd {
     Test(TestArgs),
     /// Decide one input, print the decision as JSON; exit 0 on allow, 1 on deny.
     Eval(EvalArgs),
+    /// Load a policy directory and reload it on every change, printing and auditing each
+    /// attempt; a set that fails to compile or fails its tests is refused and the last good
+    /// set stays. Runs until interrupted.
+    Watch(WatchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Policy directory (default: [policy] dir).
+    dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -61,6 +73,7 @@ impl PolicyCmd {
         match self {
             PolicyCmd::Test(a) => test(ctx, a),
             PolicyCmd::Eval(a) => eval(ctx, a),
+            PolicyCmd::Watch(a) => watch(ctx, a),
         }
     }
 }
@@ -179,4 +192,75 @@ fn eval(ctx: &Ctx, args: EvalArgs) -> Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// The audit record of a policy load or reload attempt.
+fn reload_event(ev: &ReloadEvent, location: &PolicyLocation) -> Event {
+    let mut event = Event::new(Kind::PolicyReload, "reload")
+        .target(location.to_string())
+        .actor("cordon");
+    event = match (&ev.error, ev.applied) {
+        (Some(e), _) => event.outcome(format!("refused: {e}")),
+        (None, true) => event.outcome("applied"),
+        (None, false) => event.outcome("unchanged"),
+    };
+    if let Some(p) = &ev.policy {
+        event = event.detail("policy", p.clone());
+    }
+    if let Some(p) = &ev.previous {
+        event = event.detail("previous", p.clone());
+    }
+    event
+}
+
+fn say(ev: &ReloadEvent) {
+    match (&ev.error, &ev.policy) {
+        (Some(e), Some(kept)) => output::line(&format!("refused: {e}; keeping {kept}")),
+        (Some(e), None) => output::line(&format!(
+            "refused: {e}; no policy is loaded, every decision denies"
+        )),
+        (None, Some(p)) => output::line(&format!("applied {p}")),
+        (None, None) => {}
+    }
+}
+
+fn watch(ctx: &Ctx, args: WatchArgs) -> Result<ExitCode> {
+    let config = ctx.config()?;
+    let location = config.policy_location(args.dir.as_deref());
+    let PolicyLocation::Path(dir) = &location else {
+        bail!(
+            "nothing to watch: give a policy directory or set [policy] dir (the built-in policies cannot change)"
+        );
+    };
+    let log = Arc::new(ctx.audit_log(&config)?);
+    let policy = Arc::new(Policy::empty());
+    let policy_config = config.policy_config();
+    let opts = config.load_options();
+    // Watch before the first load, so that an edit made while it runs is not missed.
+    let audit = log.clone();
+    let loc = location.clone();
+    let _reloader = Reloader::watch(
+        policy.clone(),
+        dir.clone(),
+        policy_config.clone(),
+        opts.clone(),
+        move |ev| {
+            if let Err(e) = audit.append(reload_event(&ev, &loc)) {
+                tracing::error!(error = %e, "cannot audit a policy reload");
+            }
+            say(&ev);
+            output::flush();
+        },
+    )
+    .context("cannot watch the policy directory")?;
+    // The first load is audited like every reload; if it fails, nothing is loaded and every
+    // decision denies until a good edit arrives.
+    let first = reload_now(&policy, dir, &policy_config, &opts);
+    log.append(reload_event(&first, &location))
+        .context("cannot write the audit record")?;
+    say(&first);
+    output::flush();
+    loop {
+        std::thread::park();
+    }
 }

@@ -433,3 +433,97 @@ fn wasm_bundle_without_the_feature_is_a_clear_error() {
         run.stderr()
     );
 }
+
+#[test]
+fn watch_reloads_refuses_broken_edits_and_audits_each_attempt() {
+    use std::io::{BufRead, BufReader};
+    let env = Env::new();
+    let good = "package cordon.tools\n\nimport rego.v1\n\ndecision := {\"allow\": true}\n";
+    let good2 = "package cordon.tools\n\nimport rego.v1\n\ndecision := {\"allow\": input.tool != \"exec\"}\n\ntest_exec_denied if not decision.allow with input as {\"tool\": \"exec\"}\n";
+    env.write("pol/tools.rego", good);
+    let mut child = env
+        .command(&["policy", "watch", "pol"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Lines arrive through a thread so that every wait has a deadline: a missed reload fails
+    // the test instead of hanging it.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    let next = || {
+        rx.recv_timeout(std::time::Duration::from_secs(30))
+            .expect("cordon policy watch printed nothing within 30 s")
+    };
+    let first = next();
+    assert!(first.starts_with("applied rego:"), "{first}");
+    let first_id = first.trim_start_matches("applied ").to_owned();
+
+    env.write("pol/tools.rego", "package cordon.tools\ndecision := {\n");
+    let refused = next();
+    assert!(
+        refused.starts_with("refused: policy does not compile"),
+        "{refused}"
+    );
+    assert!(
+        refused.trim().ends_with(&format!("keeping {first_id}")),
+        "{refused}"
+    );
+
+    env.write("pol/tools.rego", good2);
+    let applied = next();
+    assert!(
+        applied.starts_with("applied rego:") && !applied.contains(&first_id),
+        "{applied}"
+    );
+    child.kill().unwrap();
+    let _ = child.wait();
+
+    let records: Vec<Value> = std::fs::read_to_string(env.log())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let outcomes: Vec<&str> = records
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        records
+            .iter()
+            .filter(|r| r["kind"] == "policy_reload")
+            .count(),
+        3
+    );
+    assert_eq!(outcomes[0], "applied");
+    assert!(
+        outcomes[1].starts_with("refused: policy does not compile"),
+        "{outcomes:?}"
+    );
+    assert_eq!(outcomes[2], "applied");
+    assert_eq!(
+        records[1]["detail"]["policy"],
+        Value::String(first_id.clone())
+    );
+    assert_eq!(records[2]["detail"]["previous"], Value::String(first_id));
+    env.run(&["audit", "verify"]).expect(0);
+}
+
+#[test]
+fn watch_needs_a_directory() {
+    let env = Env::new();
+    let run = env.run(&["policy", "watch"]);
+    run.expect(2);
+    assert!(
+        run.stderr().contains("nothing to watch"),
+        "{}",
+        run.stderr()
+    );
+}

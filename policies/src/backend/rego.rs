@@ -60,11 +60,11 @@ impl RegoBackend {
         for (path, text) in modules {
             let pkg = engine
                 .add_policy(path.clone(), text.clone())
-                .map_err(|e| LoadError::Compile(e.to_string()))?;
+                .map_err(|e| LoadError::Compile(one_line(&e)))?;
             if !is_test_module(path) {
                 decider
                     .add_policy(path.clone(), text.clone())
-                    .map_err(|e| LoadError::Compile(e.to_string()))?;
+                    .map_err(|e| LoadError::Compile(one_line(&e)))?;
                 packages.insert(pkg);
             }
         }
@@ -147,6 +147,26 @@ fn is_test_module(path: &str) -> bool {
     path.ends_with("_test.rego")
 }
 
+/// regorus renders errors as a source snippet over several lines (`--> file:line:col`, the
+/// source line, a caret, `error: message`). Decisions, log lines and audit records want one
+/// line: `file:line:col: message`.
+pub(crate) fn one_line(e: &anyhow::Error) -> String {
+    let text = e.to_string();
+    let location = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("-->"))
+        .map(str::trim);
+    let message = text
+        .lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("error:"))
+        .map(str::trim);
+    match (location, message) {
+        (Some(loc), Some(msg)) => format!("{loc}: {msg}"),
+        _ => text.split_whitespace().collect::<Vec<_>>().join(" "),
+    }
+}
+
 fn is_missing_rule(msg: &str) -> bool {
     msg.contains("not a valid rule path") || msg.contains("no rule") || msg.contains("not found")
 }
@@ -154,9 +174,9 @@ fn is_missing_rule(msg: &str) -> bool {
 /// regorus reports errors as `anyhow::Error`; a time-limit error is told apart by its type.
 fn classify(e: &anyhow::Error) -> EvalFailure {
     if e.downcast_ref::<LimitError>().is_some() || e.to_string().contains("exceeded time limit") {
-        EvalFailure::Timeout(e.to_string())
+        EvalFailure::Timeout(one_line(e))
     } else {
-        EvalFailure::Error(e.to_string())
+        EvalFailure::Error(one_line(e))
     }
 }
 

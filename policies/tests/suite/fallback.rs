@@ -309,3 +309,29 @@ fn policy_id_changes_with_content_and_config() {
     let c = PolicySet::load(dir.path(), &config, &LoadOptions::default()).unwrap();
     assert_ne!(a.id(), c.id());
 }
+
+#[test]
+fn errors_are_one_line_with_their_location() {
+    let dir = tempfile::tempdir().unwrap();
+    write_files(
+        dir.path(),
+        &[("p.rego", "package cordon.tools\ndecision := {\n")],
+    );
+    let err = PolicySet::load(
+        dir.path(),
+        &PolicyConfig::default(),
+        &LoadOptions::default(),
+    )
+    .unwrap_err();
+    let msg = err.to_string();
+    assert!(!msg.contains('\n'), "{msg:?}");
+    assert!(msg.starts_with("policy does not compile: p.rego:"), "{msg}");
+    let builtin = "package cordon.tools\ndecision := {\"allow\": to_number(input.tool) > 0}\n";
+    let d = set_from(builtin).decide(&Context::default(), &tool("exec"));
+    assert!(
+        d.reasons.iter().all(|r| !r.contains('\n')),
+        "{:?}",
+        d.reasons
+    );
+    assert!(d.reasons[0].contains("p.rego:2:"), "{:?}", d.reasons);
+}
