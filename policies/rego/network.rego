@@ -20,6 +20,10 @@ hosts := object.get(cfg, "hosts", {})
 
 suffixes := object.get(cfg, "suffixes", [])
 
+any_port_suffixes := object.get(cfg, "any_port_suffixes", [])
+
+port_suffixes := object.get(cfg, "port_suffixes", [])
+
 allow_addresses := object.get(cfg, "allow_addresses", [])
 
 # Names that reach cloud metadata services or the machine itself, whatever they resolve to.
@@ -30,9 +34,10 @@ blocked_names := data.cordon.tables.network.blocked_names
 # are data (data.json beside this file), indexed so that an address is checked against a few
 # ranges rather than all of them:
 #   v4_by_octet  first octet -> [[range, kind]]
-#   v6_groups    [{range, members}]: IPv6 spellings that embed an IPv4 address (mapped,
+#   v6_*_groups  [{range, members}]: IPv6 spellings that embed an IPv4 address (mapped,
 #                compatible, NAT64, 6to4), with each always-denied IPv4 range in that spelling
-#   v6_native    [[range, kind]]: loopback, link-local, unique local, multicast, Teredo, ...
+#   v6_*_native  [[range, kind]]: loopback, link-local, unique local, multicast, Teredo, ...
+#   (split into global unicast 2000::/3 and the rest)
 tables := data.cordon.tables.network
 
 # Dotted-quad IPv4 as cordon writes it. Anything else without a colon is malformed and denies:
@@ -51,10 +56,12 @@ port_ok(ports) if input.port in ports
 
 host_allowed if port_ok(hosts[input.host])
 
+host_allowed if strings.any_suffix_match(input.host, any_port_suffixes)
+
 host_allowed if {
-	some s in suffixes
+	some s in port_suffixes
 	endswith(input.host, s.suffix)
-	port_ok(s.ports)
+	input.port in s.ports
 }
 
 blocked_name if blocked_names[input.host]
@@ -76,10 +83,22 @@ blocked_ips contains msg if {
 	msg := sprintf("address %s is %s and always denied", [ip, entry[1]])
 }
 
+# IPv6: global unicast (2000::/3, nearly every public address) holds only Teredo, the
+# documentation prefix and 6to4; everything else is checked only for addresses outside it.
+global_v6(ip) if net.cidr_contains("2000::/3", ip)
+
+v6_groups(ip) := tables.v6_global_groups if global_v6(ip)
+
+v6_groups(ip) := tables.v6_other_groups if not global_v6(ip)
+
+v6_native(ip) := tables.v6_global_native if global_v6(ip)
+
+v6_native(ip) := tables.v6_other_native if not global_v6(ip)
+
 blocked_ips contains msg if {
 	some ip in input.ips
 	contains(ip, ":")
-	some group in tables.v6_groups
+	some group in v6_groups(ip)
 	net.cidr_contains(group.range, ip)
 	some entry in group.members
 	net.cidr_contains(entry[0], ip)
@@ -90,7 +109,7 @@ blocked_ips contains msg if {
 blocked_ips contains msg if {
 	some ip in input.ips
 	contains(ip, ":")
-	some entry in tables.v6_native
+	some entry in v6_native(ip)
 	net.cidr_contains(entry[0], ip)
 	not operator_allowed(ip)
 	msg := sprintf("address %s is %s and always denied", [ip, entry[1]])

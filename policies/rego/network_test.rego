@@ -7,6 +7,8 @@ import data.cordon.network
 config := {
 	"hosts": {"github.com": [], "pypi.org": [443]},
 	"suffixes": [{"suffix": ".githubusercontent.com", "ports": []}],
+	"any_port_suffixes": [".githubusercontent.com"],
+	"port_suffixes": [{"suffix": ".pythonhosted.org", "ports": [443]}],
 	"allow_addresses": [],
 }
 
@@ -114,4 +116,10 @@ test_every_octet_of_wide_ranges_is_indexed if {
 	every ip in ["224.0.0.1", "231.1.2.3", "239.255.255.255", "240.0.0.1", "250.1.1.1", "255.255.255.255"] {
 		not decide(conn("github.com", 443, [ip])).allow
 	}
+}
+
+test_port_restricted_wildcard if {
+	decide(conn("files.pythonhosted.org", 443, ["151.101.0.223"])).allow
+	not decide(conn("files.pythonhosted.org", 80, ["151.101.0.223"])).allow
+	not decide(conn("pythonhosted.org", 443, ["151.101.0.223"])).allow
 }

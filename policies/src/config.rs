@@ -329,6 +329,19 @@ impl PolicyConfig {
         }
         let ports = |v: Option<Vec<u16>>| json!(v.unwrap_or_default());
         let hosts: Map<String, Value> = hosts.into_iter().map(|(h, p)| (h, ports(p))).collect();
+        // Suffixes open on any port are matched by one builtin call
+        // (`strings.any_suffix_match`); only port-restricted ones need a loop in Rego.
+        let any_port_suffixes: Vec<&String> = suffixes
+            .iter()
+            .filter(|(_, p)| p.as_ref().is_none_or(Vec::is_empty))
+            .map(|(s, _)| s)
+            .collect();
+        let port_suffixes: Vec<Value> = suffixes
+            .iter()
+            .filter(|(_, p)| p.as_ref().is_some_and(|p| !p.is_empty()))
+            .map(|(s, p)| json!({"suffix": s, "ports": p}))
+            .collect();
+        let any_port_suffixes = json!(any_port_suffixes);
         let suffixes: Vec<Value> = suffixes
             .into_iter()
             .map(|(s, p)| json!({"suffix": s, "ports": ports(p)}))
@@ -380,6 +393,8 @@ impl PolicyConfig {
                 "allow_addresses": allow_addresses,
                 "hosts": hosts,
                 "suffixes": suffixes,
+                "any_port_suffixes": any_port_suffixes,
+                "port_suffixes": port_suffixes,
             }),
         );
         out.insert(
@@ -463,6 +478,11 @@ mod tests {
             data["network"]["suffixes"],
             json!([{"suffix": ".githubusercontent.com", "ports": []}])
         );
+        assert_eq!(
+            data["network"]["any_port_suffixes"],
+            json!([".githubusercontent.com"])
+        );
+        assert_eq!(data["network"]["port_suffixes"], json!([]));
     }
 
     #[test]
