@@ -74,7 +74,7 @@ fn bench_network(c: &mut Criterion) {
     g.bench_function("dns-allow", |b| {
         b.iter(|| black_box(set.decide(&ctx, black_box(&dns))))
     });
-    g.bench_function("tools-allow (reference)", |b| {
+    g.bench_function("tools-allow-reference", |b| {
         b.iter(|| black_box(set.decide(&ctx, black_box(&tools))))
     });
     g.bench_function("exact-allow", |b| {
