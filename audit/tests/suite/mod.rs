@@ -1,4 +1,5 @@
 mod crash;
+mod props;
 mod tamper;
 mod writer;
 

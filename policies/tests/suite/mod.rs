@@ -1,5 +1,6 @@
 mod cases;
 mod fallback;
+mod props;
 mod reload;
 #[cfg(feature = "opa-wasm")]
 mod wasm;
