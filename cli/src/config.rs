@@ -24,6 +24,7 @@ pub struct Config {
     pub git: GitConfig,
     pub tools: ToolsConfig,
     pub secrets: SecretsConfig,
+    pub scan: ScanSection,
     /// Where the file was read from, for messages.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -51,6 +52,28 @@ impl Default for PolicySection {
             eval_timeout_ms: 100,
             require_tests: true,
             data: Map::new(),
+        }
+    }
+}
+
+/// `[scan]`: `cordon scan`.
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScanSection {
+    /// A gitleaks-format rule file used instead of the built-in rules.
+    pub rules: Option<PathBuf>,
+    /// Files larger than this (MiB) are skipped.
+    pub max_file_mib: u64,
+    /// Key for secret fingerprints. Default: a per-user key created on first use.
+    pub fingerprint_key_file: Option<PathBuf>,
+}
+
+impl Default for ScanSection {
+    fn default() -> Self {
+        ScanSection {
+            rules: None,
+            max_file_mib: 10,
+            fingerprint_key_file: None,
         }
     }
 }
@@ -139,16 +162,20 @@ impl Config {
         if let Some(p) = &self.audit.path {
             return Ok(p.clone());
         }
-        let state = std::env::var_os("XDG_STATE_HOME")
+        Ok(self
+            .state_dir()
+            .context("no audit log path: set [audit] path, CORDON_AUDIT_LOG or --audit-log")?
+            .join("audit.jsonl"))
+    }
+
+    /// cordon's per-user state directory: $XDG_STATE_HOME/cordon, else ~/.local/state/cordon.
+    pub fn state_dir(&self) -> Result<PathBuf> {
+        std::env::var_os("XDG_STATE_HOME")
             .map(PathBuf::from)
             .filter(|p| p.is_absolute())
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")));
-        match state {
-            Some(dir) => Ok(dir.join("cordon").join("audit.jsonl")),
-            None => bail!(
-                "no audit log path: set [audit] path, CORDON_AUDIT_LOG or --audit-log (HOME is not set)"
-            ),
-        }
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+            .map(|d| d.join("cordon"))
+            .context("HOME is not set, so there is no per-user state directory")
     }
 
     pub fn audit_options(&self) -> Result<AuditOptions> {

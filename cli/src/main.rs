@@ -40,6 +40,8 @@ enum Command {
     Audit(cmd::audit::AuditCmd),
     /// Report which isolation features this host supports, and why not.
     Doctor(cmd::doctor::DoctorArgs),
+    /// Scan files, directories or stdin for secrets. Exit 1 when something is found.
+    Scan(cmd::scan::ScanArgs),
 }
 
 fn init_tracing(verbose: u8) {
@@ -70,6 +72,7 @@ fn main() -> ExitCode {
         Command::Policy(c) => c.run(&ctx),
         Command::Audit(c) => c.run(&ctx),
         Command::Doctor(a) => a.run(&ctx),
+        Command::Scan(a) => a.run(&ctx),
     };
     match result {
         Ok(code) => code,

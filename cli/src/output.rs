@@ -26,3 +26,8 @@ pub fn error(text: &str) {
 pub fn warn(text: &str) {
     eprintln!("cordon: warning: {text}");
 }
+
+/// A status line for a person, on stderr (stdout stays machine-readable).
+pub fn info(text: &str) {
+    eprintln!("{text}");
+}

@@ -233,6 +233,22 @@ impl Scanner {
         hex::encode(digest.get(..8).unwrap_or_default())
     }
 
+    /// Whether a non-generic rule recognises `secret` on its own. Depends on the secret's
+    /// bytes only, so it cannot make results depend on chunking.
+    fn specific_rule_matches(&self, secret: &[u8]) -> bool {
+        self.ac.find_overlapping_iter(secret).any(|m| {
+            self.pattern_rules
+                .get(m.pattern().as_usize())
+                .is_some_and(|rules| {
+                    rules.iter().any(|&r| {
+                        self.rules.get(r).is_some_and(|rule| {
+                            !rule.id.starts_with("generic") && rule.regex.is_match(secret)
+                        })
+                    })
+                })
+        })
+    }
+
     /// How many bytes a stream keeps between chunks.
     pub fn carry(&self) -> usize {
         2 * self.max_window + self.max_keyword
@@ -373,6 +389,10 @@ impl Stream<'_> {
             };
             let (ss, se) = (ws + secret.start() as u64, ws + secret.end() as u64);
             if secret.as_bytes().is_empty() || self.reported.contains(&(r, ss, se)) {
+                continue;
+            }
+            if rule.id.starts_with("generic") && sc.specific_rule_matches(secret.as_bytes()) {
+                // The same value is a known credential format: the specific rule reports it.
                 continue;
             }
             let entropy = shannon_entropy(secret.as_bytes());

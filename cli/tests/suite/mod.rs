@@ -1,5 +1,6 @@
 mod audit;
 mod policy;
+mod scan;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

@@ -128,3 +128,17 @@ fn binary_and_invalid_utf8_input_is_scanned() {
     assert_eq!(found.len(), 1);
     assert_eq!((found[0].start, found[0].end), (4, 44));
 }
+
+#[test]
+fn a_known_format_is_not_reported_again_by_the_generic_rule() {
+    let scanner = Scanner::with_defaults().unwrap();
+    let found = scanner.scan(b"GITHUB_TOKEN=ghp_0123456789abcdefghijABCDEFGHIJ012345\n");
+    let rules: Vec<&str> = found.iter().map(|f| f.rule.as_str()).collect();
+    assert_eq!(rules, ["github-pat"]);
+    // An unknown format under the same name is still caught by the generic rule.
+    let found = scanner.scan(b"GITHUB_TOKEN=Zq8Xw2Lp9Rv4Tn6Ym1Kb3Hc5Jd7Fg0Se\n");
+    assert_eq!(
+        found.iter().map(|f| f.rule.as_str()).collect::<Vec<_>>(),
+        ["generic-secret-assignment"]
+    );
+}
