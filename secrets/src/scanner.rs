@@ -143,6 +143,14 @@ impl ScannerBuilder {
             })
             .collect();
         let max_window = self.rules.iter().map(|r| r.window).max().unwrap_or(0);
+        let line_target = |a: &Allowlist| {
+            a.regex_target == crate::rule::RegexTarget::Line && !a.regexes.is_empty()
+        };
+        let needs_line = self.allowlists.iter().any(|(_, a)| line_target(a))
+            || self
+                .rules
+                .iter()
+                .any(|r| r.allowlists.iter().any(line_target));
         let max_keyword = keywords.iter().map(String::len).max().unwrap_or(0);
         Ok(Scanner {
             rules: self.rules,
@@ -155,6 +163,7 @@ impl ScannerBuilder {
             max_keyword,
             key: self.key,
             reveal: self.reveal,
+            needs_line,
         })
     }
 }
@@ -172,6 +181,8 @@ pub struct Scanner {
     max_keyword: usize,
     key: Vec<u8>,
     reveal: bool,
+    /// Some allowlist matches against whole lines, so candidates need their line's text.
+    needs_line: bool,
 }
 
 impl Scanner {
@@ -218,7 +229,9 @@ impl Scanner {
             buf: Vec::new(),
             base: 0,
             lines_before: 1,
-            processed: HashSet::new(),
+            pending: Vec::new(),
+            searched: 0,
+            line_mark: std::cell::Cell::new((0, 1)),
             reported: HashSet::new(),
         }
     }
@@ -266,8 +279,12 @@ pub struct Stream<'s> {
     base: u64,
     /// Line number of `buf[0]`.
     lines_before: u64,
-    /// Keyword hits already examined: (offset, pattern).
-    processed: HashSet<(u64, u32)>,
+    /// Keyword hits found but not yet examined (their window is not all buffered yet).
+    pending: Vec<(u64, u64, u32)>,
+    /// Input offset up to which the keyword automaton has run.
+    searched: u64,
+    /// The last (offset, line) computed, where the next line count starts.
+    line_mark: std::cell::Cell<(u64, u64)>,
     /// Findings already reported: (rule, start, end).
     reported: HashSet<(usize, u64, u64)>,
 }
@@ -295,21 +312,36 @@ impl Stream<'_> {
             end.saturating_sub(sc.max_window as u64)
         };
         let mut found = Vec::new();
-        let hits: Vec<(u64, u64, u32)> = sc
+        // Search only what is new, starting far enough back to catch a keyword that straddles
+        // the previous end; hits that end before it were found last time.
+        let from = self
+            .searched
+            .saturating_sub(sc.max_keyword.saturating_sub(1) as u64)
+            .max(self.base);
+        let searched = self.searched;
+        let new_hits: Vec<(u64, u64, u32)> = sc
             .ac
-            .find_overlapping_iter(&self.buf)
+            .find_overlapping_iter(
+                self.buf
+                    .get((from - self.base) as usize..)
+                    .unwrap_or_default(),
+            )
             .map(|m| {
                 (
-                    self.base + m.start() as u64,
-                    self.base + m.end() as u64,
+                    from + m.start() as u64,
+                    from + m.end() as u64,
                     m.pattern().as_u32(),
                 )
             })
+            .filter(|&(_, he, _)| he > searched)
             .collect();
-        for (hs, he, pattern) in hits {
-            if he > cut || !self.processed.insert((hs, pattern)) {
-                continue;
-            }
+        self.pending.extend(new_hits);
+        self.searched = end;
+        let (ready, pending): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|&(_, he, _)| he <= cut);
+        self.pending = pending;
+        for (hs, he, pattern) in ready {
             let rules = sc
                 .pattern_rules
                 .get(pattern as usize)
@@ -344,7 +376,6 @@ impl Stream<'_> {
         self.buf.drain(..drop);
         self.base = keep_from;
         let base = self.base;
-        self.processed.retain(|(s, _)| *s >= base);
         self.reported.retain(|(_, _, e)| *e >= base);
     }
 
@@ -375,15 +406,22 @@ impl Stream<'_> {
         else {
             return;
         };
-        for caps in rule.regex.captures_iter(window) {
-            let Some(m0) = caps.get(0) else { continue };
-            let (ms, me) = (ws + m0.start() as u64, ws + m0.end() as u64);
+        // Find match spans with the fast (DFA) search; resolve capture groups only for a match
+        // that contains the keyword that selected the rule.
+        for found in rule.regex.find_iter(window) {
+            let (ms, me) = (ws + found.start() as u64, ws + found.end() as u64);
             if let Some((hs, he)) = hit
                 && (ms > hs || me < he)
             {
-                // The match must contain the keyword that selected the rule.
                 continue;
             }
+            let Some(bounded) = window.get(..found.end()) else {
+                continue;
+            };
+            let Some(caps) = rule.regex.captures_at(bounded, found.start()) else {
+                continue;
+            };
+            let Some(m0) = caps.get(0) else { continue };
             let Some(secret) = caps.get(rule.secret_group).or(Some(m0)) else {
                 continue;
             };
@@ -401,7 +439,11 @@ impl Stream<'_> {
             }
             let secret_text = String::from_utf8_lossy(secret.as_bytes());
             let whole = String::from_utf8_lossy(m0.as_bytes());
-            let line = self.line_text(ss);
+            let line = if sc.needs_line {
+                self.line_text(ss)
+            } else {
+                String::new()
+            };
             let path = self.path.as_deref();
             let excused = rule
                 .allowlists
@@ -431,25 +473,43 @@ impl Stream<'_> {
         }
     }
 
+    /// 1-based line of `offset`, counted from the last position asked (findings come in
+    /// nearly increasing order), so a scan counts each newline about once.
     fn line_of(&self, offset: u64) -> u64 {
-        let upto = (offset - self.base) as usize;
-        let before = self.buf.get(..upto).unwrap_or_default();
-        self.lines_before + before.iter().filter(|&&b| b == b'\n').count() as u64
+        let (mut at, mut line) = self.line_mark.get();
+        if at < self.base || at > offset {
+            (at, line) = (self.base, self.lines_before);
+        }
+        let from = (at - self.base) as usize;
+        let to = (offset - self.base) as usize;
+        line += self
+            .buf
+            .get(from..to)
+            .unwrap_or_default()
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count() as u64;
+        self.line_mark.set((offset, line));
+        line
     }
 
-    /// The (buffered part of the) line holding `offset`, for `regexTarget = "line"`.
+    /// The line holding `offset`, at most 4 KiB each side of it (a minified file is one line),
+    /// for `regexTarget = "line"`.
     fn line_text(&self, offset: u64) -> String {
+        const REACH: usize = 4096;
         let at = (offset - self.base) as usize;
+        let lo = at.saturating_sub(REACH);
+        let hi = (at + REACH).min(self.buf.len());
         let start = self
             .buf
-            .get(..at)
+            .get(lo..at)
             .and_then(|b| b.iter().rposition(|&c| c == b'\n'))
-            .map_or(0, |p| p + 1);
+            .map_or(lo, |p| lo + p + 1);
         let end = self
             .buf
-            .get(at..)
+            .get(at..hi)
             .and_then(|b| b.iter().position(|&c| c == b'\n'))
-            .map_or(self.buf.len(), |p| at + p);
+            .map_or(hi, |p| at + p);
         String::from_utf8_lossy(self.buf.get(start..end).unwrap_or_default()).into_owned()
     }
 }
