@@ -59,7 +59,7 @@ fn corpus(size: usize, dense: bool) -> Vec<u8> {
     let mut out = String::with_capacity(size + 256);
     let mut n = 0u64;
     while out.len() < size {
-        let template = if dense && rng.next() % 3 == 0 {
+        let template = if dense && rng.next().is_multiple_of(3) {
             rng.pick(DENSE)
         } else {
             rng.pick(LINES)
@@ -73,7 +73,7 @@ fn corpus(size: usize, dense: bool) -> Vec<u8> {
                 .replace("}}", "}"),
         );
         n += 1;
-        if dense && n % 80 == 0 {
+        if dense && n.is_multiple_of(80) {
             out.push_str(&format!("GH_TOKEN=ghp_{:036}\n", rng.next()));
         }
     }
