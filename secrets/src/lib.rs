@@ -28,11 +28,13 @@
 
 #![forbid(unsafe_code)]
 
+pub mod decode;
 mod error;
 pub mod gitleaks;
 mod rule;
 mod scanner;
 
+pub use decode::{ContentEncoding, DecodeError, DecodeLimits};
 pub use error::RuleError;
 pub use rule::{Allowlist, DEFAULT_WINDOW, MAX_WINDOW, RegexTarget, Rule, shannon_entropy};
 pub use scanner::{DEFAULT_RULES, Finding, Scanner, ScannerBuilder, Stream, redact};

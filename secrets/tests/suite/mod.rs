@@ -1,3 +1,4 @@
+mod decode;
 mod examples;
 mod gitleaks;
 mod stream;
