@@ -14,6 +14,8 @@
 //! - **Rules are data in gitleaks' TOML format.** The built-in rules (`rules/default.toml`)
 //!   are written in it, so the loader that reads a team's existing gitleaks file is the one
 //!   every scan uses. Regexes use the `regex` crate (RE2 syntax: linear time on any input).
+//! - **Exact secrets.** An operator's real tokens ([`ScannerBuilder::exact_secret`]) are
+//!   matched verbatim, in base64 at every alignment, percent-encoded, in hex and JSON-escaped.
 //! - **One report per secret.** A rule whose id starts with `generic` (an entropy-gated
 //!   catch-all) does not report a value that a specific rule recognises on its own.
 //! - **No secret leaves the scanner by default.** A finding carries the rule, the span, the
@@ -30,6 +32,7 @@
 
 pub mod decode;
 mod error;
+mod exact;
 pub mod gitleaks;
 mod rule;
 mod scanner;

@@ -86,6 +86,13 @@ impl ScannerBuilder {
         self.allowlists.extend(file.allowlists);
     }
 
+    /// Also look for `value` itself (an operator's real token, named `name` in findings'
+    /// descriptions), verbatim and in its common encodings. Refused below 8 bytes.
+    pub fn exact_secret(mut self, name: &str, value: &[u8]) -> Result<Self, RuleError> {
+        self.rules.push(crate::exact::rule(name, value)?);
+        Ok(self)
+    }
+
     /// The key for fingerprints. Keep it stable (a baseline matches by fingerprint) and secret
     /// (with the key, a guessed secret can be confirmed).
     pub fn fingerprint_key(mut self, key: &[u8]) -> Self {

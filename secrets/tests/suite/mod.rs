@@ -1,4 +1,5 @@
 mod decode;
+mod exact;
 mod examples;
 mod gitleaks;
 mod stream;
