@@ -106,7 +106,17 @@ impl Scanner {
         input: &[u8],
         limits: DecodeLimits,
     ) -> Result<Vec<Finding>, DecodeError> {
-        self.scan_encoded(input, ContentEncoding::Identity, limits)
+        self.scan_encoded_path(input, None, ContentEncoding::Identity, limits)
+    }
+
+    /// [`Scanner::scan_decoded`] for a file's content: rules with `path` conditions apply.
+    pub fn scan_decoded_path(
+        &self,
+        input: &[u8],
+        path: Option<&str>,
+        limits: DecodeLimits,
+    ) -> Result<Vec<Finding>, DecodeError> {
+        self.scan_encoded_path(input, path, ContentEncoding::Identity, limits)
     }
 
     /// Like [`Scanner::scan_decoded`], for content with a known encoding (decoded first; a
@@ -114,6 +124,16 @@ impl Scanner {
     pub fn scan_encoded(
         &self,
         input: &[u8],
+        encoding: ContentEncoding,
+        limits: DecodeLimits,
+    ) -> Result<Vec<Finding>, DecodeError> {
+        self.scan_encoded_path(input, None, encoding, limits)
+    }
+
+    fn scan_encoded_path(
+        &self,
+        input: &[u8],
+        path: Option<&str>,
         encoding: ContentEncoding,
         limits: DecodeLimits,
     ) -> Result<Vec<Finding>, DecodeError> {
@@ -140,7 +160,7 @@ impl Scanner {
         let mut out: Vec<Finding> = Vec::new();
         let mut stack = vec![(root, 0usize)];
         while let Some((layer, depth)) = stack.pop() {
-            for mut f in self.scan(&layer.bytes) {
+            for mut f in self.scan_path(&layer.bytes, path) {
                 let (s, e) = layer.span(f.start, f.end);
                 f.start = s;
                 f.end = e;
@@ -210,11 +230,27 @@ fn children(layer: &Layer, budget: &mut Budget) -> Result<Vec<Layer>, DecodeErro
     }
     // Compressed streams at the very start of a layer (a decoded base64 blob, a body).
     if let Some(kind) = compressed_kind(&layer.bytes) {
-        let (name, bytes) = decompress(&layer.bytes, kind, budget)?;
-        let whole = layer.span(0, layer.bytes.len() as u64);
-        let n = bytes.len();
-        push(&mut out, name, bytes, vec![whole; n]);
+        // Found by its magic bytes, not declared: if it does not decode, it was not a
+        // compressed stream, and the layer is skipped. Only the size limit stops the scan.
+        match decompress(&layer.bytes, kind, budget) {
+            Ok((name, bytes)) => {
+                let whole = layer.span(0, layer.bytes.len() as u64);
+                let n = bytes.len();
+                push(&mut out, name, bytes, vec![whole; n]);
+            }
+            Err(DecodeError::Corrupt(..)) => {}
+            Err(e) => return Err(e),
+        }
     }
+    with_base64(layer, out, budget)
+}
+
+/// Add a layer for every base64 segment of `layer` worth decoding.
+fn with_base64(
+    layer: &Layer,
+    mut out: Vec<Layer>,
+    budget: &mut Budget,
+) -> Result<Vec<Layer>, DecodeError> {
     for (start, end) in base64_segments(&layer.bytes) {
         let Some(seg) = layer.bytes.get(start..end) else {
             continue;
@@ -228,7 +264,13 @@ fn children(layer: &Layer, budget: &mut Budget) -> Result<Vec<Layer>, DecodeErro
         budget.take(bytes.len())?;
         let span = layer.span(start as u64, end as u64);
         let n = bytes.len();
-        push(&mut out, "base64", bytes, vec![span; n]);
+        let mut decoders = layer.decoders.clone();
+        decoders.push("base64".to_owned());
+        out.push(Layer {
+            bytes,
+            map: vec![span; n],
+            decoders,
+        });
     }
     Ok(out)
 }
@@ -325,10 +367,10 @@ fn json_unescape(input: &[u8]) -> Decoded {
     changed.then_some((out, src))
 }
 
-/// Quoted-printable (`=3D`, soft line breaks), when the input clearly is: a soft line break,
-/// or at least two upper-case `=XX` escapes.
+/// Quoted-printable (`=3D`, soft line breaks), when the input clearly is: at least two
+/// upper-case `=XX` escapes. A soft line break alone is no evidence: base64 padding at the end
+/// of a line looks exactly like one.
 fn quoted_printable(input: &[u8]) -> Decoded {
-    let soft = input.windows(2).any(|w| w == b"=\n") || input.windows(3).any(|w| w == b"=\r\n");
     let escapes = input
         .windows(3)
         .filter(|w| {
@@ -339,7 +381,7 @@ fn quoted_printable(input: &[u8]) -> Decoded {
                 })
         })
         .count();
-    if !soft && escapes < 2 {
+    if escapes < 2 {
         return None;
     }
     let mut out = Vec::with_capacity(input.len());

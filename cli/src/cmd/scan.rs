@@ -37,6 +37,11 @@ pub struct ScanArgs {
     /// Print the secrets themselves (text format only; never in JSON or SARIF).
     #[arg(long)]
     reveal: bool,
+    /// Also look inside encodings: base64, percent, JSON escapes, quoted-printable, gzip and
+    /// deflate, nested up to four layers. A file that cannot be fully decoded (a decompression
+    /// bomb) is reported, and the scan exits 2 unless it found secrets.
+    #[arg(long)]
+    decode: bool,
 }
 
 /// One finding as reported: where, which rule, never the value.
@@ -85,6 +90,11 @@ impl ScanArgs {
         let mut found: Vec<Reported> = Vec::new();
         let mut skipped = 0usize;
         let mut files = 0usize;
+        let mut undecodable = 0usize;
+        let mut how = How {
+            decode: self.decode,
+            undecodable: &mut undecodable,
+        };
         for p in &paths {
             if p.as_os_str() == "-" {
                 let mut input = Vec::new();
@@ -92,7 +102,7 @@ impl ScanArgs {
                     .read_to_end(&mut input)
                     .context("cannot read stdin")?;
                 files += 1;
-                collect(&scanner, &input, "-", None, &mut found);
+                collect(&scanner, &input, "-", None, &mut how, &mut found);
                 continue;
             }
             if !p.exists() {
@@ -110,7 +120,7 @@ impl ScanArgs {
                     continue;
                 }
                 let path = entry.path();
-                match scan_file(&scanner, path, max_bytes, &mut found)? {
+                match scan_file(&scanner, path, max_bytes, &mut how, &mut found)? {
                     true => files += 1,
                     false => skipped += 1,
                 }
@@ -154,10 +164,17 @@ impl ScanArgs {
 }
 
 /// Scan one file; false if it was skipped (binary or too large).
+/// Whether to decode, and how many inputs could not be.
+struct How<'a> {
+    decode: bool,
+    undecodable: &'a mut usize,
+}
+
 fn scan_file(
     scanner: &Scanner,
     path: &Path,
     max_bytes: u64,
+    how: &mut How<'_>,
     found: &mut Vec<Reported>,
 ) -> Result<bool> {
     let meta =
@@ -175,7 +192,7 @@ fn scan_file(
         .unwrap_or(path)
         .to_string_lossy()
         .into_owned();
-    collect(scanner, &bytes, &shown, Some(&shown), found);
+    collect(scanner, &bytes, &shown, Some(&shown), how, found);
     Ok(true)
 }
 
@@ -184,9 +201,22 @@ fn collect(
     input: &[u8],
     shown: &str,
     path: Option<&str>,
+    how: &mut How<'_>,
     found: &mut Vec<Reported>,
 ) {
-    for f in scanner.scan_path(input, path) {
+    let findings = if how.decode {
+        match scanner.scan_decoded_path(input, path, cordon_secrets::DecodeLimits::default()) {
+            Ok(f) => f,
+            Err(e) => {
+                output::warn(&format!("{shown}: {e}"));
+                *how.undecodable += 1;
+                scanner.scan_path(input, path)
+            }
+        }
+    } else {
+        scanner.scan_path(input, path)
+    };
+    for f in findings {
         found.push(report(scanner, shown, f));
     }
 }

@@ -212,3 +212,28 @@ fn plain_findings_are_not_repeated_by_decoding() {
     assert_eq!(found.iter().filter(|f| f.rule == "github-pat").count(), 1);
     assert!(github(&found).decoders.is_empty());
 }
+
+/// Regression (found by the bench corpus): base64 padding at the end of a line looked like a
+/// quoted-printable soft line break; the QP layer glued lines into blobs that looked like
+/// corrupt gzip, and one corrupt guessed layer failed the whole decoded scan, losing every
+/// encoded finding in the file.
+#[test]
+fn a_corrupt_guessed_layer_does_not_cost_the_rest_of_the_file() {
+    let compressed = gzip(
+        format!(
+            "{}token: {TOKEN}\n{}",
+            "log: ok\n".repeat(40),
+            "log: ok\n".repeat(40)
+        )
+        .as_bytes(),
+    );
+    let packed = STANDARD.encode(&compressed);
+    let mut broken = compressed.clone();
+    broken.truncate(20); // gzip magic, then nothing: corrupt
+    let text = format!(
+        "pad: QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo=\nblob: {}\nkey: {packed}\nnext: line\n",
+        STANDARD.encode(&broken)
+    );
+    let found = scan(text.as_bytes());
+    assert_eq!(github(&found).decoders, ["base64", "gzip"]);
+}
