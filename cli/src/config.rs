@@ -66,6 +66,8 @@ pub struct ScanSection {
     pub max_file_mib: u64,
     /// Key for secret fingerprints. Default: a per-user key created on first use.
     pub fingerprint_key_file: Option<PathBuf>,
+    /// Environment variables whose values are looked for verbatim and encoded.
+    pub exact_env: Vec<String>,
 }
 
 impl Default for ScanSection {
@@ -74,6 +76,7 @@ impl Default for ScanSection {
             rules: None,
             max_file_mib: 10,
             fingerprint_key_file: None,
+            exact_env: Vec::new(),
         }
     }
 }

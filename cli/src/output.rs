@@ -31,3 +31,10 @@ pub fn warn(text: &str) {
 pub fn info(text: &str) {
     eprintln!("{text}");
 }
+
+/// Overwrite the current terminal line on stderr (progress); an empty text clears it.
+pub fn progress(text: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = write!(err, "\r\x1b[2K{text}");
+    let _ = err.flush();
+}

@@ -37,6 +37,10 @@ pub struct ScanArgs {
     /// Print the secrets themselves (text format only; never in JSON or SARIF).
     #[arg(long)]
     reveal: bool,
+    /// Also look for the value of this environment variable (an operator's real token),
+    /// verbatim and in its common encodings. Repeatable; adds to `[scan] exact_env`.
+    #[arg(long = "exact-env", value_name = "NAME")]
+    exact_env: Vec<String>,
     /// Also look inside encodings: base64, percent, JSON escapes, quoted-printable, gzip and
     /// deflate, nested up to four layers. A file that cannot be fully decoded (a decompression
     /// bomb) is reported, and the scan exits 2 unless it found secrets.
@@ -76,7 +80,16 @@ impl ScanArgs {
             }
             None => builder.with_defaults()?,
         };
+        for name in config.scan.exact_env.iter().chain(&self.exact_env) {
+            let value = std::env::var_os(name).with_context(|| {
+                format!("--exact-env {name}: the environment variable is not set")
+            })?;
+            builder = builder
+                .exact_secret(name, value.as_encoded_bytes())
+                .with_context(|| format!("--exact-env {name}"))?;
+        }
         let scanner = builder.build()?;
+        let mut progress = Progress::new();
         let baseline = match &self.baseline {
             Some(p) => load_baseline(p)?,
             None => BTreeSet::new(),
@@ -124,8 +137,10 @@ impl ScanArgs {
                     true => files += 1,
                     false => skipped += 1,
                 }
+                progress.tick(files, found.len());
             }
         }
+        progress.clear();
         found.retain(|f| !baseline.contains(&(f.rule.clone(), f.fingerprint.clone())));
         match self.format {
             ScanFormat::Text => {
@@ -336,4 +351,36 @@ fn fingerprint_key(config: &Config) -> Result<Vec<u8>> {
         .with_context(|| format!("cannot create fingerprint key {}", path.display()))?;
     file.write_all(&key)?;
     Ok(key)
+}
+
+/// A one-line progress report on stderr, only when stderr is a terminal (never in a pipe, a
+/// log or CI), refreshed at most five times a second.
+struct Progress {
+    on: bool,
+    last: std::time::Instant,
+    shown: bool,
+}
+
+impl Progress {
+    fn new() -> Self {
+        Progress {
+            on: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            last: std::time::Instant::now(),
+            shown: false,
+        }
+    }
+
+    fn tick(&mut self, files: usize, findings: usize) {
+        if self.on && self.last.elapsed() >= std::time::Duration::from_millis(200) {
+            output::progress(&format!("scanning: {files} files, {findings} findings"));
+            self.last = std::time::Instant::now();
+            self.shown = true;
+        }
+    }
+
+    fn clear(&mut self) {
+        if self.shown {
+            output::progress("");
+        }
+    }
 }

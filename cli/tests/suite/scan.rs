@@ -2,6 +2,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 
+use base64::Engine as _;
 use serde_json::Value;
 
 use super::Env;
@@ -204,6 +205,35 @@ fn missing_path_is_an_error() {
     run.expect(2);
     assert!(
         run.stderr().contains("nope does not exist"),
+        "{}",
+        run.stderr()
+    );
+}
+
+#[test]
+fn exact_secrets_from_the_environment() {
+    let env = Env::new();
+    let value = "corp-deploy-key-9f8e7d6c";
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("user:{value}"));
+    env.write("out/a.txt", "nothing\n");
+    env.write("out/b.txt", &format!("header: {encoded}\n"));
+    let run = env
+        .command(&["scan", "out", "--exact-env", "DEPLOY_KEY", "--decode"])
+        .env("DEPLOY_KEY", value)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert_eq!(run.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("out/b.txt:1: exact-secret (the value of DEPLOY_KEY)"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(value));
+    let run = env.run(&["scan", "out", "--exact-env", "NOT_SET_ANYWHERE"]);
+    run.expect(2);
+    assert!(
+        run.stderr()
+            .contains("NOT_SET_ANYWHERE: the environment variable is not set"),
         "{}",
         run.stderr()
     );
