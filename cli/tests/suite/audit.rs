@@ -69,8 +69,7 @@ fn verify_uses_the_configured_log_by_default() {
     setup(&env);
     env.run(&["audit", "verify"]).expect(0);
     let run = env.run(&["audit", "verify", "no-such.jsonl"]);
-    run.expect(2);
-    assert!(run.stderr().contains("no-such.jsonl"), "{}", run.stderr());
+    run.fails(2, "no-such.jsonl");
 }
 
 #[test]

@@ -82,6 +82,17 @@ impl Run {
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.stdout()).unwrap_or_else(|e| panic!("{e}: {}", self.stdout()))
     }
+    /// Expect exit `code` and a stderr that says `says`.
+    #[track_caller]
+    pub fn fails(&self, code: i32, says: &str) {
+        self.expect(code);
+        assert!(
+            self.stderr().contains(says),
+            "stderr lacks {says:?}:\n{}",
+            self.stderr()
+        );
+    }
+
     #[track_caller]
     pub fn expect(&self, code: i32) -> &Self {
         assert_eq!(

@@ -80,12 +80,7 @@ fn policy_test_on_a_broken_dir_is_an_error() {
     let env = Env::new();
     env.write("p/x.rego", "package cordon.x\nallow if {\n");
     let run = env.run(&["policy", "test", "p"]);
-    run.expect(2);
-    assert!(
-        run.stderr().contains("cannot load policies from p"),
-        "{}",
-        run.stderr()
-    );
+    run.fails(2, "cannot load policies from p");
 }
 
 #[test]
@@ -255,12 +250,7 @@ fn eval_with_a_missing_policy_dir_is_an_error() {
         "--policies",
         "nope",
     ]);
-    run.expect(2);
-    assert!(
-        run.stderr().contains("cannot load policies from nope"),
-        "{}",
-        run.stderr()
-    );
+    run.fails(2, "cannot load policies from nope");
 }
 
 #[test]
@@ -426,12 +416,7 @@ fn wasm_bundle_without_the_feature_is_a_clear_error() {
         ],
         "{}",
     );
-    run.expect(2);
-    assert!(
-        run.stderr().contains("built without the opa-wasm feature"),
-        "{}",
-        run.stderr()
-    );
+    run.fails(2, "built without the opa-wasm feature");
 }
 
 #[test]
@@ -520,10 +505,5 @@ fn watch_reloads_refuses_broken_edits_and_audits_each_attempt() {
 fn watch_needs_a_directory() {
     let env = Env::new();
     let run = env.run(&["policy", "watch"]);
-    run.expect(2);
-    assert!(
-        run.stderr().contains("nothing to watch"),
-        "{}",
-        run.stderr()
-    );
+    run.fails(2, "nothing to watch");
 }

@@ -143,12 +143,7 @@ fn baseline_hides_known_findings_and_fingerprints_are_stable() {
     assert_eq!(std::fs::read(&key).unwrap().len(), 32);
     let bad = env.write("bad.json", "{}");
     let run = env.run(&["scan", "repo", "--baseline", bad.to_str().unwrap()]);
-    run.expect(2);
-    assert!(
-        run.stderr().contains("is not the JSON output"),
-        "{}",
-        run.stderr()
-    );
+    run.fails(2, "is not the JSON output");
 }
 
 #[test]
@@ -159,8 +154,7 @@ fn large_files_are_skipped_by_config() {
     big.push_str(TOKEN);
     env.write("big/file.txt", &big);
     let run = env.run(&["--config", "cordon.toml", "scan", "big"]);
-    run.expect(0);
-    assert!(run.stderr().contains("1 skipped"), "{}", run.stderr());
+    run.fails(0, "1 skipped");
 }
 
 #[test]
@@ -180,12 +174,7 @@ fn gitleaks_rule_files_and_their_errors() {
     );
     env.write("bad.toml", "[[rules]]\nid = \"x\"\nregex = '''('''\n");
     let run = env.run(&["scan", "src", "--rules", "bad.toml"]);
-    run.expect(2);
-    assert!(
-        run.stderr().contains("rule x: regex does not compile"),
-        "{}",
-        run.stderr()
-    );
+    run.fails(2, "rule x: regex does not compile");
 }
 
 #[test]
@@ -202,12 +191,7 @@ fn reveal_prints_the_value_in_text_only() {
 fn missing_path_is_an_error() {
     let env = Env::new();
     let run = env.run(&["scan", "nope"]);
-    run.expect(2);
-    assert!(
-        run.stderr().contains("nope does not exist"),
-        "{}",
-        run.stderr()
-    );
+    run.fails(2, "nope does not exist");
 }
 
 #[test]

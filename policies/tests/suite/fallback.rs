@@ -10,6 +10,17 @@ use serde_json::json;
 
 use super::write_files;
 
+/// Load a policy directory made of `files`, with the default config and options.
+fn load(files: &[(&str, &str)]) -> Result<PolicySet, LoadError> {
+    let dir = tempfile::tempdir().unwrap();
+    write_files(dir.path(), files);
+    PolicySet::load(
+        dir.path(),
+        &PolicyConfig::default(),
+        &LoadOptions::default(),
+    )
+}
+
 fn set_from(rego: &str) -> PolicySet {
     set_with(rego, LoadOptions::default())
 }
@@ -165,68 +176,31 @@ fn missing_policy_dir_is_a_load_error_and_nothing_is_allowed() {
 
 #[test]
 fn broken_sources_are_load_errors() {
-    let dir = tempfile::tempdir().unwrap();
-    write_files(
-        dir.path(),
-        &[("p.rego", "package cordon.tools\ndecision := {")],
-    );
-    let err = PolicySet::load(
-        dir.path(),
-        &PolicyConfig::default(),
-        &LoadOptions::default(),
-    )
-    .unwrap_err();
+    let err = load(&[("p.rego", "package cordon.tools\ndecision := {")]).unwrap_err();
     assert!(matches!(err, LoadError::Compile(_)), "{err}");
 
-    let dir = tempfile::tempdir().unwrap();
-    write_files(
-        dir.path(),
-        &[
-            ("p.rego", "package x\ny := 1\n"),
-            ("data.json", "{not json"),
-        ],
-    );
-    let err = PolicySet::load(
-        dir.path(),
-        &PolicyConfig::default(),
-        &LoadOptions::default(),
-    )
+    let err = load(&[
+        ("p.rego", "package x\ny := 1\n"),
+        ("data.json", "{not json"),
+    ])
     .unwrap_err();
     assert!(matches!(err, LoadError::Data { .. }), "{err}");
 
-    let dir = tempfile::tempdir().unwrap();
-    write_files(
-        dir.path(),
-        &[
-            ("p.rego", "package x\ny := 1\n"),
-            ("a/data.json", "{\"k\": 1}"),
-            ("data.yaml", "a:\n  k: 2\n"),
-        ],
-    );
-    let err = PolicySet::load(
-        dir.path(),
-        &PolicyConfig::default(),
-        &LoadOptions::default(),
-    )
+    let err = load(&[
+        ("p.rego", "package x\ny := 1\n"),
+        ("a/data.json", "{\"k\": 1}"),
+        ("data.yaml", "a:\n  k: 2\n"),
+    ])
     .unwrap_err();
     assert!(matches!(err, LoadError::DataConflict { .. }), "{err}");
 }
 
 #[test]
 fn config_data_is_reserved() {
-    let dir = tempfile::tempdir().unwrap();
-    write_files(
-        dir.path(),
-        &[
-            ("p.rego", "package x\ny := 1\n"),
-            ("cordon/config/data.json", "{\"network\": {}}"),
-        ],
-    );
-    let err = PolicySet::load(
-        dir.path(),
-        &PolicyConfig::default(),
-        &LoadOptions::default(),
-    )
+    let err = load(&[
+        ("p.rego", "package x\ny := 1\n"),
+        ("cordon/config/data.json", "{\"network\": {}}"),
+    ])
     .unwrap_err();
     assert!(
         err.to_string().contains("data.cordon.config is reserved"),
