@@ -31,9 +31,15 @@ fn network_set() -> PolicySet {
         .network
         .allow
         .extend((0..20).map(|i| format!("*.suffix{i}.example.net")));
-    PolicyLocation::Embedded
-        .load(&config, &LoadOptions::default())
-        .unwrap()
+    PolicyLocation::Embedded.load(&config, &uncached()).unwrap()
+}
+
+/// The engine benches measure evaluation, so the verdict cache is off for them.
+fn uncached() -> LoadOptions {
+    LoadOptions {
+        decision_cache: 0,
+        ..LoadOptions::default()
+    }
 }
 
 fn bench_network(c: &mut Criterion) {
@@ -87,11 +93,31 @@ fn bench_network(c: &mut Criterion) {
         b.iter(|| black_box(set.decide(&ctx, black_box(&denied))))
     });
     g.finish();
+
+    // The same decision repeated with the verdict cache on (the default): what a proxy pays
+    // for the second and later connections to a destination.
+    let mut config = PolicyConfig::default();
+    config.network.allow = (0..NHOSTS)
+        .map(|i| format!("host{i}.example.com"))
+        .collect();
+    config
+        .network
+        .allow
+        .extend((0..20).map(|i| format!("*.suffix{i}.example.net")));
+    let cached = PolicyLocation::Embedded
+        .load(&config, &LoadOptions::default())
+        .unwrap();
+    assert!(cached.decide(&ctx, &exact).allow);
+    let mut g = c.benchmark_group("network/1000-hosts/cached");
+    g.bench_function("exact-allow", |b| {
+        b.iter(|| black_box(cached.decide(&ctx, black_box(&exact))))
+    });
+    g.finish();
 }
 
 fn bench_files(c: &mut Criterion) {
     let set = PolicyLocation::Embedded
-        .load(&PolicyConfig::default(), &LoadOptions::default())
+        .load(&PolicyConfig::default(), &uncached())
         .unwrap();
     let ctx = Context::default();
     let write = AreaInput::Files(FilesInput::new(FileOp::Write, "src/main.rs"));

@@ -1,10 +1,12 @@
 //! The loaded policy set and the live handle that every decision point asks.
 
+use std::num::NonZeroUsize;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
+use lru::LruCache;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -27,6 +29,10 @@ pub struct LoadOptions {
     pub wasm_fuel: u64,
     /// Refuse a set whose own `test_*` rules fail.
     pub require_tests_pass: bool,
+    /// Decisions remembered per set (0: none). Evaluation is a pure function of input and
+    /// data (the engine is built without time, random or network builtins), so a repeated
+    /// input gets the same answer without running the policy; a new set starts empty.
+    pub decision_cache: usize,
 }
 
 impl Default for LoadOptions {
@@ -35,6 +41,7 @@ impl Default for LoadOptions {
             eval_timeout: Duration::from_millis(100),
             wasm_fuel: 200_000_000,
             require_tests_pass: true,
+            decision_cache: 4096,
         }
     }
 }
@@ -60,13 +67,27 @@ impl From<EvalFailure> for EvalError {
     }
 }
 
-/// One immutable, compiled set of policies and data. Swapped whole, never edited.
-#[derive(Debug)]
+/// One immutable, compiled set of policies and data. Swapped whole, never edited; its answers
+/// never change (the verdict cache only remembers them).
 pub struct PolicySet {
     backend: Box<dyn Backend>,
     rego: Option<(RegoBackend, Vec<(String, String)>)>,
     id: String,
     tests: TestReport,
+    cache: Option<Mutex<LruCache<(Area, String), Decision>>>,
+}
+
+impl std::fmt::Debug for PolicySet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PolicySet")
+            .field("id", &self.id)
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
+    }
+}
+
+fn new_cache(size: usize) -> Option<Mutex<LruCache<(Area, String), Decision>>> {
+    NonZeroUsize::new(size).map(|n| Mutex::new(LruCache::new(n)))
 }
 
 impl PolicySet {
@@ -124,6 +145,7 @@ impl PolicySet {
             rego: Some((backend, source.modules)),
             id: format!("rego:{short}"),
             tests,
+            cache: new_cache(opts.decision_cache),
         })
     }
 
@@ -145,6 +167,7 @@ impl PolicySet {
             rego: None,
             id: format!("wasm:{short}"),
             tests: TestReport::default(),
+            cache: new_cache(opts.decision_cache),
         })
     }
 
@@ -156,6 +179,14 @@ impl PolicySet {
         _: &LoadOptions,
     ) -> Result<Self, LoadError> {
         Err(LoadError::WasmDisabled(wasm.origin.clone()))
+    }
+
+    /// How many decisions the verdict cache holds now (for metrics).
+    pub fn cached_decisions(&self) -> usize {
+        self.cache
+            .as_ref()
+            .and_then(|c| c.lock().ok().map(|c| c.len()))
+            .unwrap_or(0)
     }
 
     /// `<backend>:<first 12 hex digits of the SHA-256 of every file and the config data>`.
@@ -201,6 +232,25 @@ impl PolicySet {
 
     /// Decide an input already in JSON form (normalised by the caller).
     pub fn decide_value(&self, area: Area, input: &Value) -> Decision {
+        let Some(cache) = &self.cache else {
+            return self.evaluate(area, input);
+        };
+        // serde_json objects are key-sorted, so equal inputs serialise equally.
+        let key = (area, input.to_string());
+        if let Some(hit) = cache.lock().ok().and_then(|mut c| c.get(&key).cloned()) {
+            return hit;
+        }
+        let decision = self.evaluate(area, input);
+        // Only the policy's own answers: a timeout may be the machine's load, not the input.
+        if decision.fallback.is_none()
+            && let Ok(mut c) = cache.lock()
+        {
+            c.put(key, decision.clone());
+        }
+        decision
+    }
+
+    fn evaluate(&self, area: Area, input: &Value) -> Decision {
         let path = area.rule_path();
         if !self.backend.has_rule(&path) {
             return Decision::fallback(

@@ -28,8 +28,11 @@ fn default_policy_decisions_match_the_case_files() {
     let mut sets: std::collections::HashMap<String, cordon_policy::PolicySet> = Default::default();
     let opts = LoadOptions {
         require_tests_pass: false,
+        decision_cache: 0,
         ..LoadOptions::default()
     };
+    let mut cached_sets: std::collections::HashMap<String, cordon_policy::PolicySet> =
+        Default::default();
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         let cases: Vec<Case> = serde_json::from_str(&std::fs::read_to_string(&path).unwrap())
@@ -46,6 +49,32 @@ fn default_policy_decisions_match_the_case_files() {
             let (ctx, input) = AreaInput::from_json(case.area, case.input.clone())
                 .unwrap_or_else(|e| panic!("{}: bad input: {e}", case.name));
             let d = set.decide(&ctx, &input);
+            // The verdict cache (on by default) must answer exactly what evaluation answers.
+            let cached = cached_sets
+                .entry(case.config.to_string())
+                .or_insert_with(|| {
+                    PolicyLocation::Embedded
+                        .load(
+                            &config,
+                            &LoadOptions {
+                                require_tests_pass: false,
+                                ..LoadOptions::default()
+                            },
+                        )
+                        .unwrap()
+                });
+            assert_eq!(
+                cached.decide(&ctx, &input),
+                d,
+                "{}: first, uncached",
+                case.name
+            );
+            assert_eq!(
+                cached.decide(&ctx, &input),
+                d,
+                "{}: second, from the cache",
+                case.name
+            );
             assert_eq!(d.allow, case.allow, "{}: {:?}", case.name, d.reasons);
             assert_eq!(
                 d.fallback, None,

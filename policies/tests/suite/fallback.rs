@@ -309,3 +309,38 @@ fn errors_are_one_line_with_their_location() {
     );
     assert!(d.reasons[0].contains("p.rego:2:"), "{:?}", d.reasons);
 }
+
+#[test]
+fn fallbacks_are_not_cached_but_answers_are() {
+    let slow = "package cordon.tools\nspin if {\n some a in numbers.range(1, 5000)\n some b in numbers.range(1, 5000)\n a * b == -1\n}\ndecision := {\"allow\": true} if not spin\n";
+    let opts = LoadOptions {
+        eval_timeout: Duration::from_millis(20),
+        ..LoadOptions::default()
+    };
+    let set = set_with(slow, opts);
+    assert_eq!(
+        set.decide(&Context::default(), &tool("exec")).fallback,
+        Some(Fallback::Timeout)
+    );
+    assert_eq!(
+        set.cached_decisions(),
+        0,
+        "a timeout may be load, not the input: never cached"
+    );
+
+    let set =
+        set_from("package cordon.tools\ndecision := {\"allow\": input.tool == \"read_file\"}\n");
+    set.decide(&Context::default(), &tool("read_file"));
+    set.decide(&Context::default(), &tool("read_file"));
+    set.decide(&Context::default(), &tool("exec"));
+    assert_eq!(set.cached_decisions(), 2);
+    let off = set_with(
+        "package cordon.tools\ndecision := {\"allow\": true}\n",
+        LoadOptions {
+            decision_cache: 0,
+            ..LoadOptions::default()
+        },
+    );
+    off.decide(&Context::default(), &tool("x"));
+    assert_eq!(off.cached_decisions(), 0);
+}
