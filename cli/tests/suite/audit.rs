@@ -9,21 +9,8 @@ use serde_json::Value;
 use super::Env;
 
 fn decide(env: &Env, tool: &str) -> i32 {
-    let file = env.write(
-        &format!("in-{tool}.json"),
-        &format!(r#"{{"tool": "{tool}"}}"#),
-    );
-    env.run(&[
-        "--config",
-        "cordon.toml",
-        "policy",
-        "eval",
-        "--area",
-        "tools",
-        "--input",
-        file.to_str().unwrap(),
-    ])
-    .code()
+    env.eval("tools", &serde_json::json!({ "tool": tool }))
+        .code()
 }
 
 fn setup(env: &Env) {

@@ -44,6 +44,21 @@ impl Env {
         cmd
     }
 
+    /// `cordon --config cordon.toml policy eval --area AREA --input FILE` on `input`.
+    pub fn eval(&self, area: &str, input: &serde_json::Value) -> Run {
+        let file = self.write("input.json", &input.to_string());
+        self.run(&[
+            "--config",
+            "cordon.toml",
+            "policy",
+            "eval",
+            "--area",
+            area,
+            "--input",
+            file.to_str().unwrap(),
+        ])
+    }
+
     pub fn run(&self, args: &[&str]) -> Run {
         Run(self.command(args).output().unwrap())
     }

@@ -9,20 +9,6 @@ const CONFIG: &str = r#"
 allow = ["github.com", "*.githubusercontent.com", "pypi.org:443"]
 "#;
 
-fn eval(env: &Env, area: &str, input: Value) -> super::Run {
-    let file = env.write("input.json", &input.to_string());
-    env.run(&[
-        "--config",
-        "cordon.toml",
-        "policy",
-        "eval",
-        "--area",
-        area,
-        "--input",
-        file.to_str().unwrap(),
-    ])
-}
-
 #[test]
 fn policy_test_passes_on_the_default_policies() {
     let env = Env::new();
@@ -93,10 +79,9 @@ fn eval_denies_internal_addresses_even_for_an_allowlisted_host() {
         "100.64.0.1",
         "::ffff:127.0.0.1",
     ] {
-        let run = eval(
-            &env,
+        let run = env.eval(
             "network",
-            json!({"phase": "connect", "host": "github.com", "port": 443, "ips": [ip]}),
+            &json!({"phase": "connect", "host": "github.com", "port": 443, "ips": [ip]}),
         );
         run.expect(1);
         let d = run.json();
@@ -113,17 +98,15 @@ fn eval_denies_internal_addresses_even_for_an_allowlisted_host() {
 fn eval_allows_listed_and_denies_unlisted_hosts() {
     let env = Env::new();
     env.write("cordon.toml", CONFIG);
-    let run = eval(
-        &env,
+    let run = env.eval(
         "network",
-        json!({"phase": "connect", "host": "github.com", "port": 443, "ips": ["140.82.112.3"]}),
+        &json!({"phase": "connect", "host": "github.com", "port": 443, "ips": ["140.82.112.3"]}),
     );
     run.expect(0);
     assert_eq!(run.json()["allow"], true);
-    let run = eval(
-        &env,
+    let run = env.eval(
         "network",
-        json!({"phase": "connect", "host": "evil.example", "port": 443, "ips": ["93.184.216.34"]}),
+        &json!({"phase": "connect", "host": "evil.example", "port": 443, "ips": ["93.184.216.34"]}),
     );
     run.expect(1);
     assert!(
@@ -137,10 +120,9 @@ fn eval_allows_listed_and_denies_unlisted_hosts() {
 fn eval_denies_a_nested_workflow_write() {
     let env = Env::new();
     env.write("cordon.toml", CONFIG);
-    let run = eval(
-        &env,
+    let run = env.eval(
         "files",
-        json!({"operation": "write", "path": "sub/repo/.github/workflows/x.yml"}),
+        &json!({"operation": "write", "path": "sub/repo/.github/workflows/x.yml"}),
     );
     run.expect(1);
     assert!(run.json()["reasons"].to_string().contains("protected file"));
@@ -150,13 +132,12 @@ fn eval_denies_a_nested_workflow_write() {
 fn eval_writes_one_audit_record_per_decision() {
     let env = Env::new();
     env.write("cordon.toml", CONFIG);
-    eval(
-        &env,
+    env.eval(
         "network",
-        json!({"phase": "dns", "host": "github.com", "port": 443}),
+        &json!({"phase": "dns", "host": "github.com", "port": 443}),
     )
     .expect(0);
-    eval(&env, "network", json!({"phase": "dns", "host": "evil.example", "port": 443, "actor": "agent-7", "sandbox": "ws1"})).expect(1);
+    env.eval("network", &json!({"phase": "dns", "host": "evil.example", "port": 443, "actor": "agent-7", "sandbox": "ws1"})).expect(1);
     let text = std::fs::read_to_string(env.log()).unwrap();
     let records: Vec<Value> = text
         .lines()
