@@ -22,7 +22,8 @@ use serde_json::json;
 
 const NHOSTS: usize = 1000;
 
-fn network_set() -> PolicySet {
+/// 1,000 exact hosts and 20 wildcard suffixes.
+fn network_config() -> PolicyConfig {
     let mut config = PolicyConfig::default();
     config.network.allow = (0..NHOSTS)
         .map(|i| format!("host{i}.example.com"))
@@ -31,7 +32,13 @@ fn network_set() -> PolicySet {
         .network
         .allow
         .extend((0..20).map(|i| format!("*.suffix{i}.example.net")));
-    PolicyLocation::Embedded.load(&config, &uncached()).unwrap()
+    config
+}
+
+fn network_set() -> PolicySet {
+    PolicyLocation::Embedded
+        .load(&network_config(), &uncached())
+        .unwrap()
 }
 
 /// The engine benches measure evaluation, so the verdict cache is off for them.
@@ -96,16 +103,8 @@ fn bench_network(c: &mut Criterion) {
 
     // The same decision repeated with the verdict cache on (the default): what a proxy pays
     // for the second and later connections to a destination.
-    let mut config = PolicyConfig::default();
-    config.network.allow = (0..NHOSTS)
-        .map(|i| format!("host{i}.example.com"))
-        .collect();
-    config
-        .network
-        .allow
-        .extend((0..20).map(|i| format!("*.suffix{i}.example.net")));
     let cached = PolicyLocation::Embedded
-        .load(&config, &LoadOptions::default())
+        .load(&network_config(), &LoadOptions::default())
         .unwrap();
     assert!(cached.decide(&ctx, &exact).allow);
     let mut g = c.benchmark_group("network/1000-hosts/cached");

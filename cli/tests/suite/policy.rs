@@ -339,19 +339,7 @@ fn eval_runs_an_opa_wasm_bundle() {
     )
     .unwrap();
     std::fs::copy(fixtures.join("data.json"), env.path("bundle/data.json")).unwrap();
-    let run = env.run_stdin(
-        &[
-            "policy",
-            "eval",
-            "--rule",
-            "eval",
-            "--input",
-            "-",
-            "--policies",
-            "bundle",
-        ],
-        r#"{"host": "evil.example"}"#,
-    );
+    let run = eval_bundle(&env, r#"{"host": "evil.example"}"#);
     run.expect(0);
     assert_eq!(
         run.json(),
@@ -384,19 +372,7 @@ fn doctor_reports_each_feature() {
 fn wasm_bundle_without_the_feature_is_a_clear_error() {
     let env = Env::new();
     env.write("bundle/policy.wasm", "\0asm");
-    let run = env.run_stdin(
-        &[
-            "policy",
-            "eval",
-            "--rule",
-            "eval",
-            "--input",
-            "-",
-            "--policies",
-            "bundle",
-        ],
-        "{}",
-    );
+    let run = eval_bundle(&env, "{}");
     run.fails(2, "built without the opa-wasm feature");
 }
 
@@ -487,4 +463,21 @@ fn watch_needs_a_directory() {
     let env = Env::new();
     let run = env.run(&["policy", "watch"]);
     run.fails(2, "nothing to watch");
+}
+
+/// Evaluate the `eval` entrypoint of the Wasm bundle in `bundle/` on `input`.
+fn eval_bundle(env: &Env, input: &str) -> super::Run {
+    env.run_stdin(
+        &[
+            "policy",
+            "eval",
+            "--rule",
+            "eval",
+            "--input",
+            "-",
+            "--policies",
+            "bundle",
+        ],
+        input,
+    )
 }
