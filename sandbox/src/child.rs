@@ -1,0 +1,665 @@
+//! The code that runs in the cloned child, between `clone` and `execve`.
+//!
+//! The parent may be multi-threaded (the MCP server runs on tokio), so the child is a copy of one
+//! thread of a process whose other threads may hold locks (the allocator's among them). Nothing
+//! here allocates, locks or logs: every string, pointer array, BPF program and rule was built by
+//! the parent into a [`ChildPlan`], and the child only makes system calls on it. A failure is
+//! written to the error pipe as (stage, index, errno) and the child exits; the parent turns it
+//! into a [`crate::SandboxError`] that names the step.
+
+use std::ffi::{CString, c_char, c_int, c_ulong, c_void};
+use std::os::fd::RawFd;
+
+/// One filesystem step of building the new root, before `pivot_root`.
+pub(crate) enum Step {
+    Mkdir(CString),
+    /// An empty regular file to mount a file onto.
+    Touch(CString),
+    Symlink {
+        target: CString,
+        link: CString,
+    },
+    Mount {
+        src: Option<CString>,
+        dst: CString,
+        fstype: Option<CString>,
+        flags: c_ulong,
+        data: Option<CString>,
+    },
+    /// `mount_setattr`: add attributes (read-only, nosuid, nodev, noexec), recursively or not.
+    SetAttr {
+        path: CString,
+        set: u64,
+        recursive: bool,
+    },
+}
+
+/// A landlock path rule added after `pivot_root`, when the new root's inodes exist.
+pub(crate) struct PathRule {
+    pub path: CString,
+    pub access: u64,
+}
+
+/// Everything the child needs, prepared by the parent.
+pub(crate) struct ChildPlan {
+    pub steps: Vec<Step>,
+    pub new_root: CString,
+    /// Steps after `pivot_root`, on paths inside the sandbox.
+    pub late_steps: Vec<Step>,
+    pub hostname: CString,
+    pub bridge_port: Option<u16>,
+    pub cwd: CString,
+    pub landlock_fd: Option<RawFd>,
+    pub landlock_rules: Vec<PathRule>,
+    pub rlimits: Vec<(c_int, u64)>,
+    pub cap_last: c_int,
+    pub setgroups: bool,
+    pub uid: u32,
+    pub gid: u32,
+    pub seccomp: Vec<libc::sock_filter>,
+    pub seccomp_listener: bool,
+    pub exec_candidates: Vec<CString>,
+    pub argv: Vec<*const c_char>,
+    pub envp: Vec<*const c_char>,
+}
+
+/// Descriptors the child uses; all were opened close-on-exec by the parent.
+pub(crate) struct ChildFds {
+    pub sync: RawFd,
+    pub error: RawFd,
+    pub pass: RawFd,
+    pub stdin: RawFd,
+    pub stdout: RawFd,
+    pub stderr: RawFd,
+}
+
+/// Where the child stopped, written to the error pipe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub(crate) enum Stage {
+    Wait = 1,
+    Session,
+    Stdio,
+    Propagation,
+    Step,
+    Pivot,
+    LateStep,
+    Hostname,
+    Loopback,
+    Bridge,
+    Chdir,
+    Rlimit,
+    Groups,
+    Ids,
+    Caps,
+    NoNewPrivs,
+    Landlock,
+    Seccomp,
+    Pass,
+    Fds,
+    Exec,
+}
+
+impl Stage {
+    pub(crate) fn from_u32(v: u32) -> Option<Stage> {
+        use Stage::*;
+        [
+            Wait,
+            Session,
+            Stdio,
+            Propagation,
+            Step,
+            Pivot,
+            LateStep,
+            Hostname,
+            Loopback,
+            Bridge,
+            Chdir,
+            Rlimit,
+            Groups,
+            Ids,
+            Caps,
+            NoNewPrivs,
+            Landlock,
+            Seccomp,
+            Pass,
+            Fds,
+            Exec,
+        ]
+        .into_iter()
+        .find(|s| *s as u32 == v)
+    }
+}
+
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: c_int,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+#[repr(C, packed)]
+struct PathBeneath {
+    allowed_access: u64,
+    parent_fd: i32,
+}
+
+const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+const LANDLOCK_RULE_PATH_BENEATH: c_int = 1;
+const AT_RECURSIVE: c_int = 0x8000;
+
+/// Reports a failure and exits. Only raw `write` and `_exit`.
+fn fail(fds: &ChildFds, stage: Stage, index: usize, errno: c_int) -> ! {
+    let mut msg = [0u8; 12];
+    let (a, rest) = msg.split_at_mut(4);
+    let (b, c) = rest.split_at_mut(4);
+    a.copy_from_slice(&(stage as u32).to_ne_bytes());
+    b.copy_from_slice(&(u32::try_from(index).unwrap_or(u32::MAX)).to_ne_bytes());
+    c.copy_from_slice(&errno.to_ne_bytes());
+    // SAFETY: `msg` is a valid 12-byte buffer; a short or failed write only loses the detail,
+    // and the parent then reports the exit status instead.
+    unsafe {
+        libc::write(fds.error, msg.as_ptr().cast(), msg.len());
+    }
+    // SAFETY: `_exit` never returns and runs no atexit handlers or destructors, which must not
+    // run in a forked copy of the parent.
+    unsafe { libc::_exit(127) }
+}
+
+fn errno() -> c_int {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
+}
+
+fn opt_ptr(s: &Option<CString>) -> *const c_char {
+    s.as_ref().map_or(std::ptr::null(), |s| s.as_ptr())
+}
+
+/// Runs one filesystem step; returns the errno on failure.
+fn run_step(step: &Step) -> Result<(), c_int> {
+    let rc = match step {
+        Step::Mkdir(path) => {
+            // SAFETY: the path is a valid NUL-terminated string owned by the plan.
+            let rc = unsafe { libc::mkdir(path.as_ptr(), 0o755) };
+            if rc != 0 && errno() == libc::EEXIST { 0 } else { rc }
+        }
+        Step::Touch(path) => {
+            // SAFETY: as above; the returned descriptor is closed at once.
+            let fd = unsafe {
+                libc::open(
+                    path.as_ptr(),
+                    libc::O_WRONLY | libc::O_CREAT | libc::O_CLOEXEC | libc::O_NOFOLLOW,
+                    0o644,
+                )
+            };
+            if fd >= 0 {
+                // SAFETY: `fd` was just opened by this function.
+                unsafe { libc::close(fd) };
+                0
+            } else {
+                -1
+            }
+        }
+        // SAFETY: both strings are valid and NUL-terminated.
+        Step::Symlink { target, link } => unsafe { libc::symlink(target.as_ptr(), link.as_ptr()) },
+        Step::Mount {
+            src,
+            dst,
+            fstype,
+            flags,
+            data,
+        } => {
+            // SAFETY: every pointer is either null or a valid NUL-terminated string.
+            unsafe {
+                libc::mount(
+                    opt_ptr(src),
+                    dst.as_ptr(),
+                    opt_ptr(fstype),
+                    *flags,
+                    opt_ptr(data).cast::<c_void>(),
+                )
+            }
+        }
+        Step::SetAttr {
+            path,
+            set,
+            recursive,
+        } => {
+            let attr = libc::mount_attr {
+                attr_set: *set,
+                attr_clr: 0,
+                propagation: 0,
+                userns_fd: 0,
+            };
+            let flags = if *recursive { AT_RECURSIVE } else { 0 };
+            // SAFETY: `attr` is a valid `mount_attr` on the stack and its size is passed.
+            let rc = unsafe {
+                libc::syscall(
+                    libc::SYS_mount_setattr,
+                    libc::AT_FDCWD,
+                    path.as_ptr(),
+                    flags | libc::AT_SYMLINK_NOFOLLOW,
+                    &attr as *const libc::mount_attr,
+                    std::mem::size_of::<libc::mount_attr>(),
+                )
+            };
+            c_int::try_from(rc).unwrap_or(-1)
+        }
+    };
+    if rc == 0 { Ok(()) } else { Err(errno()) }
+}
+
+/// Brings `lo` up in the new network namespace.
+fn loopback_up() -> Result<(), c_int> {
+    // SAFETY: plain socket creation.
+    let sock = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if sock < 0 {
+        return Err(errno());
+    }
+    // SAFETY: `ifreq` is plain old data; all-zero is a valid value.
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in ifr.ifr_name.iter_mut().zip(b"lo\0") {
+        *dst = *src as c_char;
+    }
+    ifr.ifr_ifru.ifru_flags = (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+    // SAFETY: SIOCSIFFLAGS reads a valid `ifreq`.
+    let rc = unsafe { libc::ioctl(sock, libc::SIOCSIFFLAGS, &ifr as *const libc::ifreq) };
+    let err = errno();
+    // SAFETY: `sock` was opened above.
+    unsafe { libc::close(sock) };
+    if rc == 0 { Ok(()) } else { Err(err) }
+}
+
+/// A TCP listener on 127.0.0.1:`port` inside the namespace; the parent accepts on it from
+/// outside, so the bridge needs no process inside the sandbox.
+fn bridge_listener(port: u16) -> Result<RawFd, c_int> {
+    // SAFETY: plain socket creation.
+    let sock = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    if sock < 0 {
+        return Err(errno());
+    }
+    let addr = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(std::net::Ipv4Addr::LOCALHOST).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    // SAFETY: `addr` is a valid `sockaddr_in` and its size is passed.
+    let rc = unsafe {
+        libc::bind(
+            sock,
+            (&addr as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        )
+    };
+    // SAFETY: `sock` is a bound stream socket.
+    if rc != 0 || unsafe { libc::listen(sock, 128) } != 0 {
+        return Err(errno());
+    }
+    Ok(sock)
+}
+
+/// Sends up to two descriptors (bridge listener, seccomp listener) to the parent; the first data
+/// byte says which are present.
+fn pass_fds(sock: RawFd, bridge: Option<RawFd>, notify: Option<RawFd>) -> Result<(), c_int> {
+    let mut fds = [-1 as RawFd; 2];
+    let mut n = 0usize;
+    for fd in [bridge, notify].into_iter().flatten() {
+        if let Some(slot) = fds.get_mut(n) {
+            *slot = fd;
+            n += 1;
+        }
+    }
+    let mut data = [u8::from(bridge.is_some()) | (u8::from(notify.is_some()) << 1)];
+    let mut iov = libc::iovec {
+        iov_base: data.as_mut_ptr().cast(),
+        iov_len: data.len(),
+    };
+    // Room for two descriptors, aligned for `cmsghdr`.
+    let mut space = [0u64; 8];
+    // SAFETY: `msghdr` is plain old data; all-zero is valid.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    if n > 0 {
+        let fd_bytes = (n * std::mem::size_of::<RawFd>()) as u32;
+        msg.msg_control = space.as_mut_ptr().cast();
+        // SAFETY: CMSG_SPACE is a pure computation.
+        msg.msg_controllen = unsafe { libc::CMSG_SPACE(fd_bytes) } as usize;
+        // SAFETY: `msg_control` points at `space`, which is large enough for CMSG_SPACE(8).
+        let cmsg = unsafe { libc::CMSG_FIRSTHDR(&msg) };
+        if cmsg.is_null() {
+            return Err(libc::EINVAL);
+        }
+        // SAFETY: `cmsg` points into `space`; the data area holds `n` descriptors.
+        unsafe {
+            (*cmsg).cmsg_level = libc::SOL_SOCKET;
+            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+            (*cmsg).cmsg_len = libc::CMSG_LEN(fd_bytes) as usize;
+            std::ptr::copy_nonoverlapping(
+                fds.as_ptr().cast::<u8>(),
+                libc::CMSG_DATA(cmsg),
+                fd_bytes as usize,
+            );
+        }
+    }
+    // SAFETY: `msg` and everything it points to live until the call returns.
+    let rc = unsafe { libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) };
+    if rc < 0 { Err(errno()) } else { Ok(()) }
+}
+
+fn check(rc: c_int, fds: &ChildFds, stage: Stage, index: usize) {
+    if rc < 0 {
+        fail(fds, stage, index, errno());
+    }
+}
+
+fn check_long(rc: libc::c_long, fds: &ChildFds, stage: Stage, index: usize) {
+    if rc < 0 {
+        fail(fds, stage, index, errno());
+    }
+}
+
+fn dup_onto(fd: RawFd, target: RawFd, fds: &ChildFds) {
+    if fd == target {
+        // SAFETY: clearing close-on-exec on an open descriptor.
+        check(unsafe { libc::fcntl(fd, libc::F_SETFD, 0) }, fds, Stage::Stdio, 0);
+    } else {
+        // SAFETY: both descriptors are valid; dup2 replaces `target` atomically.
+        check(unsafe { libc::dup2(fd, target) }, fds, Stage::Stdio, 0);
+    }
+}
+
+/// The child: waits for the parent's maps, builds the root, confines itself and executes the
+/// command. Never returns.
+pub(crate) fn child_main(plan: &ChildPlan, fds: &ChildFds) -> ! {
+    // Die with the parent thread from the first instruction on (set again after the id change,
+    // which clears it).
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+
+    // Wait until the parent has written the uid/gid maps and joined us to the cgroups.
+    let mut go = [0u8; 1];
+    // SAFETY: reading one byte into a valid buffer.
+    let n = unsafe { libc::read(fds.sync, go.as_mut_ptr().cast(), 1) };
+    if n != 1 {
+        fail(fds, Stage::Wait, 0, if n == 0 { libc::EPIPE } else { errno() });
+    }
+
+    // A new session: no controlling terminal of the caller, so no TIOCSTI into it.
+    // SAFETY: no arguments.
+    check(unsafe { libc::setsid() }, fds, Stage::Session, 0);
+    dup_onto(fds.stdin, 0, fds);
+    dup_onto(fds.stdout, 1, fds);
+    dup_onto(fds.stderr, 2, fds);
+
+    // Nothing we mount propagates back to the host.
+    // SAFETY: valid string, null source/type/data.
+    check(
+        unsafe {
+            libc::mount(
+                std::ptr::null(),
+                c"/".as_ptr(),
+                std::ptr::null(),
+                libc::MS_REC | libc::MS_PRIVATE,
+                std::ptr::null(),
+            )
+        },
+        fds,
+        Stage::Propagation,
+        0,
+    );
+    for (i, step) in plan.steps.iter().enumerate() {
+        if let Err(e) = run_step(step) {
+            fail(fds, Stage::Step, i, e);
+        }
+    }
+
+    // SAFETY: valid strings; pivot_root(".", ".") stacks the old root under the new one, and
+    // the lazy unmount then drops it, leaving no path to the host's tree.
+    unsafe {
+        check(libc::chdir(plan.new_root.as_ptr()), fds, Stage::Pivot, 0);
+        check_long(
+            libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()),
+            fds,
+            Stage::Pivot,
+            1,
+        );
+        check(libc::umount2(c".".as_ptr(), libc::MNT_DETACH), fds, Stage::Pivot, 2);
+        check(libc::chdir(c"/".as_ptr()), fds, Stage::Pivot, 3);
+    }
+    for (i, step) in plan.late_steps.iter().enumerate() {
+        if let Err(e) = run_step(step) {
+            fail(fds, Stage::LateStep, i, e);
+        }
+    }
+
+    let name = plan.hostname.as_bytes();
+    // SAFETY: pointer and length of a valid buffer.
+    check(
+        unsafe { libc::sethostname(name.as_ptr().cast(), name.len()) },
+        fds,
+        Stage::Hostname,
+        0,
+    );
+    if let Err(e) = loopback_up() {
+        fail(fds, Stage::Loopback, 0, e);
+    }
+    let bridge = match plan.bridge_port {
+        Some(port) => match bridge_listener(port) {
+            Ok(fd) => Some(fd),
+            Err(e) => fail(fds, Stage::Bridge, 0, e),
+        },
+        None => None,
+    };
+    // SAFETY: valid string.
+    check(unsafe { libc::chdir(plan.cwd.as_ptr()) }, fds, Stage::Chdir, 0);
+
+    for (i, (resource, value)) in plan.rlimits.iter().enumerate() {
+        let lim = libc::rlimit {
+            rlim_cur: *value,
+            rlim_max: *value,
+        };
+        // SAFETY: `lim` is a valid rlimit; the resource constant comes from libc.
+        check(
+            unsafe { libc::setrlimit(*resource as libc::__rlimit_resource_t, &lim) },
+            fds,
+            Stage::Rlimit,
+            i,
+        );
+    }
+
+    // Drop every capability, for good: bounding set, ambient set, then ids, then the sets.
+    for cap in 0..=plan.cap_last {
+        // SAFETY: prctl with integer arguments; EINVAL for caps the kernel lacks is ignored.
+        let rc = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) };
+        if rc != 0 && errno() != libc::EINVAL {
+            fail(fds, Stage::Caps, cap as usize, errno());
+        }
+    }
+    // SAFETY: prctl with integer arguments.
+    check(
+        unsafe {
+            libc::prctl(
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_CLEAR_ALL,
+                0,
+                0,
+                0,
+            )
+        },
+        fds,
+        Stage::Caps,
+        100,
+    );
+    if plan.setgroups {
+        // SAFETY: an empty group list.
+        check(
+            unsafe { libc::setgroups(0, std::ptr::null()) },
+            fds,
+            Stage::Groups,
+            0,
+        );
+    }
+    // SAFETY: integer arguments.
+    unsafe {
+        check(
+            libc::setresgid(plan.gid, plan.gid, plan.gid),
+            fds,
+            Stage::Ids,
+            0,
+        );
+        check(
+            libc::setresuid(plan.uid, plan.uid, plan.uid),
+            fds,
+            Stage::Ids,
+            1,
+        );
+    }
+    let header = CapHeader {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let data = [CapData {
+        effective: 0,
+        permitted: 0,
+        inheritable: 0,
+    }; 2];
+    // SAFETY: capset reads a valid header and two data structs (version 3 layout).
+    check_long(
+        unsafe {
+            libc::syscall(
+                libc::SYS_capset,
+                &header as *const CapHeader,
+                data.as_ptr(),
+            )
+        },
+        fds,
+        Stage::Caps,
+        101,
+    );
+    // SAFETY: prctl with integer arguments.
+    unsafe {
+        check(
+            libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0),
+            fds,
+            Stage::NoNewPrivs,
+            0,
+        );
+        check(
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0),
+            fds,
+            Stage::NoNewPrivs,
+            1,
+        );
+    }
+
+    if let Some(ruleset) = plan.landlock_fd {
+        for (i, rule) in plan.landlock_rules.iter().enumerate() {
+            // SAFETY: valid string; O_PATH opens nothing for reading.
+            let fd = unsafe { libc::open(rule.path.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
+            if fd < 0 {
+                // A device or directory this host lacks (e.g. /dev/tty): nothing to allow.
+                if errno() == libc::ENOENT {
+                    continue;
+                }
+                fail(fds, Stage::Landlock, i, errno());
+            }
+            let attr = PathBeneath {
+                allowed_access: rule.access,
+                parent_fd: fd,
+            };
+            // SAFETY: `attr` is a valid packed landlock_path_beneath_attr.
+            let rc = unsafe {
+                libc::syscall(
+                    libc::SYS_landlock_add_rule,
+                    ruleset,
+                    LANDLOCK_RULE_PATH_BENEATH,
+                    &attr as *const PathBeneath,
+                    0,
+                )
+            };
+            let err = errno();
+            // SAFETY: `fd` was opened above.
+            unsafe { libc::close(fd) };
+            if rc != 0 {
+                fail(fds, Stage::Landlock, i, err);
+            }
+        }
+        // SAFETY: the ruleset descriptor is valid; flags 0.
+        check_long(
+            unsafe { libc::syscall(libc::SYS_landlock_restrict_self, ruleset, 0) },
+            fds,
+            Stage::Landlock,
+            usize::MAX,
+        );
+    }
+
+    // The seccomp filter goes last: after it, mount and friends are gone for us too.
+    let prog = libc::sock_fprog {
+        len: u16::try_from(plan.seccomp.len()).unwrap_or(0),
+        filter: plan.seccomp.as_ptr().cast_mut(),
+    };
+    let flags: c_ulong = if plan.seccomp_listener {
+        libc::SECCOMP_FILTER_FLAG_NEW_LISTENER
+    } else {
+        0
+    };
+    // SAFETY: `prog` points at the plan's filter, alive for the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            flags,
+            &prog as *const libc::sock_fprog,
+        )
+    };
+    check_long(rc, fds, Stage::Seccomp, 0);
+    let notify = if plan.seccomp_listener {
+        RawFd::try_from(rc).ok()
+    } else {
+        None
+    };
+
+    if bridge.is_some() || notify.is_some() {
+        if let Err(e) = pass_fds(fds.pass, bridge, notify) {
+            fail(fds, Stage::Pass, 0, e);
+        }
+        // SAFETY: closing descriptors this function opened.
+        unsafe {
+            for fd in [bridge, notify].into_iter().flatten() {
+                libc::close(fd);
+            }
+        }
+    }
+
+    // Every inherited descriptor but stdio closes at exec; the error pipe stays usable until then.
+    // SAFETY: integer arguments.
+    check_long(
+        unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) },
+        fds,
+        Stage::Fds,
+        0,
+    );
+
+    let mut last = libc::ENOENT;
+    for (i, path) in plan.exec_candidates.iter().enumerate() {
+        // SAFETY: `argv` and `envp` are null-terminated arrays of pointers into strings the
+        // plan owns.
+        unsafe { libc::execve(path.as_ptr(), plan.argv.as_ptr(), plan.envp.as_ptr()) };
+        last = errno();
+        // Like execvp: keep looking past a missing or non-executable candidate.
+        if last != libc::ENOENT && last != libc::EACCES && last != libc::ENOTDIR {
+            fail(fds, Stage::Exec, i, last);
+        }
+    }
+    fail(fds, Stage::Exec, plan.exec_candidates.len(), last)
+}
