@@ -164,7 +164,11 @@ impl Sandbox {
             return Err(SandboxError::Invalid("the command is empty".into()));
         };
         let rel_cwd = plan::relative(&cmd.cwd, "working directory")?;
-        let cwd = Path::new(WORKSPACE).join(&rel_cwd);
+        let cwd = if rel_cwd.as_os_str().is_empty() {
+            PathBuf::from(WORKSPACE)
+        } else {
+            Path::new(WORKSPACE).join(&rel_cwd)
+        };
         if !self.workspace.join(&rel_cwd).is_dir() {
             return Err(SandboxError::Invalid(format!(
                 "working directory {} is not a directory in the workspace",
