@@ -1,3 +1,5 @@
 mod harness;
+mod kernel;
+mod network;
 mod filesystem;
 mod smoke;
