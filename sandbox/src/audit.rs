@@ -55,8 +55,14 @@ pub fn event(
         .detail("output_bytes", json!(outcome.output_bytes))
         .detail("truncated", json!(outcome.truncated))
         .detail("limits_hit", json!(outcome.limits_hit()))
-        .detail("limits", serde_json::to_value(&outcome.limits).unwrap_or_default())
-        .detail("isolation", serde_json::to_value(&outcome.isolation).unwrap_or_default())
+        .detail(
+            "limits",
+            serde_json::to_value(&outcome.limits).unwrap_or_default(),
+        )
+        .detail(
+            "isolation",
+            serde_json::to_value(&outcome.isolation).unwrap_or_default(),
+        )
         .detail("level", json!(outcome.isolation.level))
         .detail("bridge_connections", json!(outcome.bridge_connections))
         .detail("protected_denials", json!(outcome.protected_denials));

@@ -7,7 +7,7 @@ use std::io;
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
@@ -60,7 +60,7 @@ impl Drop for Bridge {
     }
 }
 
-fn accept_loop(listener: &TcpListener, target: &PathBuf, stop: &AtomicBool, count: &AtomicU64) {
+fn accept_loop(listener: &TcpListener, target: &Path, stop: &AtomicBool, count: &AtomicU64) {
     loop {
         let conn = listener.accept();
         if stop.load(Ordering::SeqCst) {
@@ -75,7 +75,7 @@ fn accept_loop(listener: &TcpListener, target: &PathBuf, stop: &AtomicBool, coun
             }
         };
         count.fetch_add(1, Ordering::Relaxed);
-        let target = target.clone();
+        let target = target.to_owned();
         let spawned = std::thread::Builder::new()
             .name("cordon-bridge-conn".into())
             .spawn(move || {
@@ -90,7 +90,7 @@ fn accept_loop(listener: &TcpListener, target: &PathBuf, stop: &AtomicBool, coun
 }
 
 /// Copies both ways until each side has closed its half.
-fn forward(tcp: TcpStream, target: &PathBuf) -> io::Result<()> {
+fn forward(tcp: TcpStream, target: &Path) -> io::Result<()> {
     let unix = match UnixStream::connect(target) {
         Ok(u) => u,
         Err(e) => {

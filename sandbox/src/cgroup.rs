@@ -122,9 +122,9 @@ fn v2_dir() -> Option<PathBuf> {
 }
 
 fn v1_dir(controller: &str) -> Option<PathBuf> {
-    let mount = mounts().into_iter().find(|m| {
-        m.fstype == "cgroup" && m.options.split(',').any(|o| o == controller)
-    })?;
+    let mount = mounts()
+        .into_iter()
+        .find(|m| m.fstype == "cgroup" && m.options.split(',').any(|o| o == controller))?;
     Some(join(&mount, &own_path(controller)?))
 }
 

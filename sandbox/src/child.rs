@@ -71,6 +71,8 @@ pub(crate) struct ChildFds {
     pub stdin: RawFd,
     pub stdout: RawFd,
     pub stderr: RawFd,
+    /// The init writes the command's raw wait status here.
+    pub status: RawFd,
 }
 
 /// Where the child stopped, written to the error pipe.
@@ -97,6 +99,7 @@ pub(crate) enum Stage {
     Seccomp,
     Pass,
     Fds,
+    Init,
     Exec,
 }
 
@@ -124,6 +127,7 @@ impl Stage {
             Seccomp,
             Pass,
             Fds,
+            Init,
             Exec,
         ]
         .into_iter()
@@ -174,7 +178,9 @@ fn fail(fds: &ChildFds, stage: Stage, index: usize, errno: c_int) -> ! {
 }
 
 fn errno() -> c_int {
-    std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
+    std::io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
 }
 
 fn opt_ptr(s: &Option<CString>) -> *const c_char {
@@ -187,7 +193,11 @@ fn run_step(step: &Step) -> Result<(), c_int> {
         Step::Mkdir(path) => {
             // SAFETY: the path is a valid NUL-terminated string owned by the plan.
             let rc = unsafe { libc::mkdir(path.as_ptr(), 0o755) };
-            if rc != 0 && errno() == libc::EEXIST { 0 } else { rc }
+            if rc != 0 && errno() == libc::EEXIST {
+                0
+            } else {
+                rc
+            }
         }
         Step::Touch(path) => {
             // SAFETY: as above; the returned descriptor is closed at once.
@@ -371,7 +381,12 @@ fn check_long(rc: libc::c_long, fds: &ChildFds, stage: Stage, index: usize) {
 fn dup_onto(fd: RawFd, target: RawFd, fds: &ChildFds) {
     if fd == target {
         // SAFETY: clearing close-on-exec on an open descriptor.
-        check(unsafe { libc::fcntl(fd, libc::F_SETFD, 0) }, fds, Stage::Stdio, 0);
+        check(
+            unsafe { libc::fcntl(fd, libc::F_SETFD, 0) },
+            fds,
+            Stage::Stdio,
+            0,
+        );
     } else {
         // SAFETY: both descriptors are valid; dup2 replaces `target` atomically.
         check(unsafe { libc::dup2(fd, target) }, fds, Stage::Stdio, 0);
@@ -391,7 +406,27 @@ pub(crate) fn child_main(plan: &ChildPlan, fds: &ChildFds) -> ! {
     // SAFETY: reading one byte into a valid buffer.
     let n = unsafe { libc::read(fds.sync, go.as_mut_ptr().cast(), 1) };
     if n != 1 {
-        fail(fds, Stage::Wait, 0, if n == 0 { libc::EPIPE } else { errno() });
+        fail(
+            fds,
+            Stage::Wait,
+            0,
+            if n == 0 { libc::EPIPE } else { errno() },
+        );
+    }
+
+    // The command starts with default signal handling and nothing blocked, whatever the
+    // caller ignored or masked (an ignored SIGXFSZ would hide the file-size limit).
+    for sig in 1..=64 {
+        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+            // SAFETY: resetting a disposition; invalid numbers (32, 33 under glibc) fail harmlessly.
+            unsafe { libc::signal(sig, libc::SIG_DFL) };
+        }
+    }
+    // SAFETY: an empty set on the stack, then SIG_SETMASK with it.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
     }
 
     // A new session: no controlling terminal of the caller, so no TIOCSTI into it.
@@ -433,7 +468,12 @@ pub(crate) fn child_main(plan: &ChildPlan, fds: &ChildFds) -> ! {
             Stage::Pivot,
             1,
         );
-        check(libc::umount2(c".".as_ptr(), libc::MNT_DETACH), fds, Stage::Pivot, 2);
+        check(
+            libc::umount2(c".".as_ptr(), libc::MNT_DETACH),
+            fds,
+            Stage::Pivot,
+            2,
+        );
         check(libc::chdir(c"/".as_ptr()), fds, Stage::Pivot, 3);
     }
     for (i, step) in plan.late_steps.iter().enumerate() {
@@ -461,7 +501,12 @@ pub(crate) fn child_main(plan: &ChildPlan, fds: &ChildFds) -> ! {
         None => None,
     };
     // SAFETY: valid string.
-    check(unsafe { libc::chdir(plan.cwd.as_ptr()) }, fds, Stage::Chdir, 0);
+    check(
+        unsafe { libc::chdir(plan.cwd.as_ptr()) },
+        fds,
+        Stage::Chdir,
+        0,
+    );
 
     for (i, (resource, value)) in plan.rlimits.iter().enumerate() {
         let lim = libc::rlimit {
@@ -535,13 +580,7 @@ pub(crate) fn child_main(plan: &ChildPlan, fds: &ChildFds) -> ! {
     }; 2];
     // SAFETY: capset reads a valid header and two data structs (version 3 layout).
     check_long(
-        unsafe {
-            libc::syscall(
-                libc::SYS_capset,
-                &header as *const CapHeader,
-                data.as_ptr(),
-            )
-        },
+        unsafe { libc::syscall(libc::SYS_capset, &header as *const CapHeader, data.as_ptr()) },
         fds,
         Stage::Caps,
         101,
@@ -644,22 +683,86 @@ pub(crate) fn child_main(plan: &ChildPlan, fds: &ChildFds) -> ! {
     // Every inherited descriptor but stdio closes at exec; the error pipe stays usable until then.
     // SAFETY: integer arguments.
     check_long(
-        unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) },
+        unsafe {
+            libc::syscall(
+                libc::SYS_close_range,
+                3u32,
+                u32::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            )
+        },
         fds,
         Stage::Fds,
         0,
     );
 
+    // This process stays as the pid namespace's init: it reaps, and it reports the command's
+    // status. A command running as pid 1 would have init's signal semantics (a kernel-sent
+    // SIGXFSZ or a shell's `kill $$` ignored) and nobody would reap its orphans.
+    // SAFETY: fork-like clone; the child goes on to execve or _exit below.
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            libc::SIGCHLD as c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    if pid < 0 {
+        fail(fds, Stage::Init, 0, errno());
+    }
+    if pid == 0 {
+        // SAFETY: prctl with integer arguments.
+        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+        exec(plan, fds);
+    }
+    init(pid, fds)
+}
+
+/// Tries each candidate path like execvp; reports the last error if none runs.
+fn exec(plan: &ChildPlan, fds: &ChildFds) -> ! {
     let mut last = libc::ENOENT;
     for (i, path) in plan.exec_candidates.iter().enumerate() {
         // SAFETY: `argv` and `envp` are null-terminated arrays of pointers into strings the
         // plan owns.
         unsafe { libc::execve(path.as_ptr(), plan.argv.as_ptr(), plan.envp.as_ptr()) };
         last = errno();
-        // Like execvp: keep looking past a missing or non-executable candidate.
+        // Keep looking past a missing or non-executable candidate.
         if last != libc::ENOENT && last != libc::EACCES && last != libc::ENOTDIR {
             fail(fds, Stage::Exec, i, last);
         }
     }
     fail(fds, Stage::Exec, plan.exec_candidates.len(), last)
+}
+
+/// The init: reaps every child, and when the command exits, writes its status and exits, which
+/// makes the kernel kill whatever the command left behind.
+fn init(command: libc::c_long, fds: &ChildFds) -> ! {
+    // SAFETY: integer prctl; closing descriptors this process no longer needs. Not dumpable, so
+    // the command (same uid) cannot open /proc/1/mem and forge the status.
+    unsafe {
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+        libc::close(fds.error);
+        libc::close(0);
+        libc::close(1);
+        libc::close(2);
+    }
+    loop {
+        let mut status: c_int = 0;
+        // SAFETY: waiting for any child with a valid out-pointer.
+        let pid = unsafe { libc::wait4(-1, &mut status, 0, std::ptr::null_mut()) };
+        if libc::c_long::from(pid) == command {
+            let bytes = status.to_ne_bytes();
+            // SAFETY: writing four bytes from a valid buffer.
+            unsafe { libc::write(fds.status, bytes.as_ptr().cast(), bytes.len()) };
+            // SAFETY: leaving without running anything of the parent's.
+            unsafe { libc::_exit(0) };
+        }
+        if pid < 0 && errno() != libc::EINTR {
+            // SAFETY: as above.
+            unsafe { libc::_exit(1) };
+        }
+    }
 }

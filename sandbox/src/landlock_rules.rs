@@ -35,7 +35,6 @@ pub fn kernel_abi() -> u8 {
 pub(crate) struct Plan {
     pub fd: OwnedFd,
     pub rules: Vec<PathRule>,
-    pub abi: u8,
 }
 
 /// Builds the ruleset for `abi`: read and execute everywhere visible, everything in the
@@ -59,9 +58,7 @@ pub(crate) fn plan(abi: u8, bridge_port: Option<u16>) -> Result<Plan, SandboxErr
             .map_err(unsupported)?;
     }
     if abi >= 6 {
-        ruleset = ruleset
-            .scope(Scope::from_all(level))
-            .map_err(unsupported)?;
+        ruleset = ruleset.scope(Scope::from_all(level)).map_err(unsupported)?;
     }
     let mut created = ruleset.create().map_err(unsupported)?;
     if abi >= 4
@@ -80,22 +77,26 @@ pub(crate) fn plan(abi: u8, bridge_port: Option<u16>) -> Result<Plan, SandboxErr
 
     let read = bits(AccessFs::from_read(level));
     let file = bits(AccessFs::from_file(level));
-    let devices = bits(AccessFs::ReadFile | AccessFs::WriteFile) | (bits(AccessFs::from_all(level)) & bits(AccessFs::IoctlDev.into()));
+    let devices = bits(AccessFs::ReadFile | AccessFs::WriteFile)
+        | (bits(AccessFs::from_all(level)) & bits(AccessFs::IoctlDev.into()));
     // Character and block devices cannot be made even where everything else may.
     let writable = bits(all) & !bits(AccessFs::MakeChar | AccessFs::MakeBlock);
     let mut rules = vec![rule("/", read)];
     for dir in [crate::config::WORKSPACE, "/tmp", "/dev/shm"] {
         rules.push(rule(dir, writable));
     }
-    for dev in ["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty"] {
+    for dev in [
+        "/dev/null",
+        "/dev/zero",
+        "/dev/full",
+        "/dev/random",
+        "/dev/urandom",
+        "/dev/tty",
+    ] {
         rules.push(rule(dev, devices & file));
     }
     rules.push(rule("/dev/pts", read | devices));
-    Ok(Plan {
-        fd,
-        rules,
-        abi,
-    })
+    Ok(Plan { fd, rules })
 }
 
 fn bits(flags: BitFlags<AccessFs>) -> u64 {

@@ -18,9 +18,11 @@
 //! - Raw `clone` (not `fork` + `unshare`) so the child is the init of its pid namespace from its
 //!   first instruction and a pidfd comes back atomically (`CLONE_PIDFD`).
 //!
-//! The command runs as pid 1 of its namespace: when it exits, the kernel kills everything it
-//! left behind, and a SIGKILL to it ends the whole tree. It does not reap orphans (like
-//! `docker run` without `--init`); they are gone when it exits.
+//! The child stays as the init (pid 1) of the new pid namespace and runs the command as its
+//! child: the command keeps normal signal semantics (a kernel-sent SIGXFSZ kills it; as pid 1 it
+//! would be ignored), orphans are reaped, and when the command exits the init reports its
+//! status and exits, so the kernel kills everything left behind. A SIGKILL to the init (the
+//! timeout) ends the whole tree.
 
 mod audit;
 mod bridge;

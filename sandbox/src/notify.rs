@@ -42,7 +42,6 @@ pub(crate) struct Supervisor {
 impl Supervisor {
     pub(crate) fn start(
         listener: OwnedFd,
-        pid: u32,
         protected: Protected,
     ) -> Result<Supervisor, SandboxError> {
         let mut fds = [0i32; 2];
@@ -54,7 +53,8 @@ impl Supervisor {
             ));
         }
         // SAFETY: pipe2 succeeded; both descriptors are ours.
-        let (stop_r, stop_w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let (stop_r, stop_w) =
+            unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
         let denials = Arc::new(AtomicU64::new(0));
         let counter = Arc::clone(&denials);
         let thread = std::thread::Builder::new()
@@ -62,7 +62,6 @@ impl Supervisor {
             .spawn(move || {
                 let s = Session {
                     listener,
-                    pid,
                     protected,
                     denials: counter,
                 };
@@ -100,7 +99,6 @@ impl Drop for Supervisor {
 
 struct Session {
     listener: OwnedFd,
-    pid: u32,
     protected: Protected,
     denials: Arc<AtomicU64>,
 }
@@ -239,7 +237,13 @@ impl Session {
                     if flags & libc::AT_EMPTY_PATH != 0 {
                         return Ok(Verdict::Deny(libc::EPERM));
                     }
-                    (at(0), arg(1), at(2), arg(3), flags & libc::AT_SYMLINK_FOLLOW != 0)
+                    (
+                        at(0),
+                        arg(1),
+                        at(2),
+                        arg(3),
+                        flags & libc::AT_SYMLINK_FOLLOW != 0,
+                    )
                 };
                 let old = read_string(pid, optr)?;
                 if let Verdict::Deny(e) = self.check_existing(pid, odfd, &old, follow, false)? {
@@ -458,7 +462,14 @@ fn readlink_at(dir: &OwnedFd, name: &[u8]) -> io::Result<Option<Vec<u8>>> {
     let c = CString::new(name).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     let mut buf = vec![0u8; MAX_PATH];
     // SAFETY: valid descriptor, string and buffer.
-    let n = unsafe { libc::readlinkat(dir.as_raw_fd(), c.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    let n = unsafe {
+        libc::readlinkat(
+            dir.as_raw_fd(),
+            c.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
     if n < 0 {
         let e = io::Error::last_os_error();
         return match e.raw_os_error() {
@@ -511,7 +522,10 @@ mod tests {
         assert_eq!(split(b"/workspace/a/b"), (&b"/workspace/a"[..], &b"b"[..]));
         assert_eq!(split(b"/x/"), (&b"/"[..], &b"x"[..]));
         assert_eq!(split(b"name"), (&b"."[..], &b"name"[..]));
-        assert_eq!(workspace_relative(b"/workspace/a//./b").as_deref(), Some("a/b"));
+        assert_eq!(
+            workspace_relative(b"/workspace/a//./b").as_deref(),
+            Some("a/b")
+        );
         assert_eq!(workspace_relative(b"/workspace").as_deref(), Some(""));
         assert_eq!(workspace_relative(b"/workspaces/a"), None);
         assert_eq!(workspace_relative(b"/tmp/a"), None);

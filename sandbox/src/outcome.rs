@@ -102,6 +102,8 @@ pub struct Outcome {
     pub bridge_connections: u64,
     /// Creations of protected paths the supervisor refused.
     pub protected_denials: u64,
+    /// The most memory the tree used at once, where a cgroup measured it.
+    pub memory_peak_bytes: Option<u64>,
 }
 
 impl Outcome {

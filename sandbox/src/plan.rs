@@ -6,10 +6,10 @@ use std::ffi::{CString, OsStr};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
+use crate::SandboxError;
 use crate::child::{ChildPlan, Step};
 use crate::config::{Command, SandboxConfig, WORKSPACE};
 use crate::stage::Stage;
-use crate::SandboxError;
 
 /// The PATH inside the sandbox.
 pub const SANDBOX_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -91,7 +91,10 @@ impl RootBuilder {
 
     pub(crate) fn mkdir(&mut self, p: &Path) -> Result<(), SandboxError> {
         let dst = self.inside(p);
-        self.push(Step::Mkdir(path_c(&dst)?), format!("creating {}", p.display()));
+        self.push(
+            Step::Mkdir(path_c(&dst)?),
+            format!("creating {}", p.display()),
+        );
         Ok(())
     }
 
@@ -107,7 +110,10 @@ impl RootBuilder {
 
     pub(crate) fn touch(&mut self, p: &Path) -> Result<(), SandboxError> {
         let dst = self.inside(p);
-        self.push(Step::Touch(path_c(&dst)?), format!("creating {}", p.display()));
+        self.push(
+            Step::Touch(path_c(&dst)?),
+            format!("creating {}", p.display()),
+        );
         Ok(())
     }
 
@@ -147,7 +153,11 @@ impl RootBuilder {
     /// Bind-mounts host `src` at `p` inside and adds `attrs` (recursively).
     pub(crate) fn bind(&mut self, src: &Path, p: &Path, attrs: u64) -> Result<(), SandboxError> {
         let dst = self.inside(p);
-        let ro = if attrs & RDONLY != 0 { " read-only" } else { "" };
+        let ro = if attrs & RDONLY != 0 {
+            " read-only"
+        } else {
+            ""
+        };
         self.push(
             Step::Mount {
                 src: Some(path_c(src)?),
@@ -226,10 +236,9 @@ pub(crate) fn root_steps(
         }
     }
     for extra in &config.read_only_paths {
-        let meta = extra.metadata().map_err(|e| SandboxError::Invalid(format!(
-            "read-only path {}: {e}",
-            extra.display()
-        )))?;
+        let meta = extra.metadata().map_err(|e| {
+            SandboxError::Invalid(format!("read-only path {}: {e}", extra.display()))
+        })?;
         if !extra.is_absolute() {
             return Err(SandboxError::Invalid(format!(
                 "read-only path {} must be absolute",

@@ -60,7 +60,9 @@ fn try_clone(flags: c_int) -> Result<(), i32> {
 fn describe(errno: i32) -> String {
     let e = std::io::Error::from_raw_os_error(errno);
     match errno {
-        libc::EPERM => format!("{e} (unprivileged user namespaces disabled, or a container without the privilege)"),
+        libc::EPERM => format!(
+            "{e} (unprivileged user namespaces disabled, or a container without the privilege)"
+        ),
         libc::ENOSPC => format!("{e} (user.max_user_namespaces or a namespace limit reached)"),
         libc::EINVAL => format!("{e} (the kernel lacks this namespace type)"),
         _ => e.to_string(),
@@ -77,7 +79,10 @@ pub(crate) fn namespaces() -> Result<(), (&'static str, String)> {
     for (name, flag) in NS {
         try_clone(libc::CLONE_NEWUSER | flag).map_err(|e| (*name, describe(e)))?;
     }
-    Err(("namespaces", "refused together though each works alone".into()))
+    Err((
+        "namespaces",
+        "refused together though each works alone".into(),
+    ))
 }
 
 /// Whether seccomp can hand calls to a user-space supervisor.

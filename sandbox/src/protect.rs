@@ -192,7 +192,13 @@ mod tests {
     #[test]
     fn holders_are_the_literal_prefixes() {
         let p = protected();
-        for path in [".github", ".github/workflows", ".git", "sub/.git", "a/.git/hooks"] {
+        for path in [
+            ".github",
+            ".github/workflows",
+            ".git",
+            "sub/.git",
+            "a/.git/hooks",
+        ] {
             assert!(p.holds_protected(path), "{path}");
         }
         for path in ["src", "x.github", ".gitx", ".git/objects"] {

@@ -74,7 +74,9 @@ impl Sandbox {
         if let Some(sock) = &config.proxy_socket
             && sock.as_os_str().is_empty()
         {
-            return Err(SandboxError::Invalid("the proxy socket path is empty".into()));
+            return Err(SandboxError::Invalid(
+                "the proxy socket path is empty".into(),
+            ));
         }
         let protected = Protected::new(&config.protected)?;
         probe::namespaces().map_err(|(feature, reason)| SandboxError::Unsupported {
@@ -91,7 +93,10 @@ impl Sandbox {
             let why = if abi == 0 {
                 "landlock unavailable".to_owned()
             } else {
-                format!("landlock ABI {abi} below the minimum {}", config.min_landlock_abi)
+                format!(
+                    "landlock ABI {abi} below the minimum {}",
+                    config.min_landlock_abi
+                )
             };
             tracing::warn!(reason = %why, "running with a weaker filesystem layer, as the operator allowed");
             downgrades.push(why);
@@ -102,7 +107,10 @@ impl Sandbox {
                 reason: if abi == 0 {
                     "the kernel has no landlock (or it is not in the active LSMs)".into()
                 } else {
-                    format!("ABI {abi} is below the configured minimum {}", config.min_landlock_abi)
+                    format!(
+                        "ABI {abi} is below the configured minimum {}",
+                        config.min_landlock_abi
+                    )
                 },
                 hint: "--allow-weaker landlock",
             });
@@ -113,13 +121,17 @@ impl Sandbox {
         } else if probe::seccomp_user_notif() {
             Creation::Notify
         } else if config.downgrades.protected_creation {
-            tracing::warn!("protected paths are guarded only where they exist, as the operator allowed");
+            tracing::warn!(
+                "protected paths are guarded only where they exist, as the operator allowed"
+            );
             downgrades.push("protected paths not guarded on creation".into());
             Creation::Allow
         } else {
             return Err(SandboxError::Unsupported {
                 feature: "seccomp user notification",
-                reason: "the kernel cannot hand system calls to a supervisor (SECCOMP_RET_USER_NOTIF)".into(),
+                reason:
+                    "the kernel cannot hand system calls to a supervisor (SECCOMP_RET_USER_NOTIF)"
+                        .into(),
                 hint: "--allow-weaker protected-creation",
             });
         };
@@ -200,7 +212,10 @@ impl Sandbox {
             bridge_port: self.bridge_port(),
             cwd: plan::cstr(cwd.as_os_str().as_encoded_bytes(), "working directory")?,
             landlock_fd: landlock.as_ref().map(|l| l.fd.as_raw_fd()),
-            landlock_rules: landlock.as_ref().map(|l| l.rules_copy()).unwrap_or_default(),
+            landlock_rules: landlock
+                .as_ref()
+                .map(|l| l.rules_copy())
+                .unwrap_or_default(),
             rlimits,
             cap_last: self.host.cap_last,
             setgroups: self.host.uid == 0,
@@ -229,8 +244,10 @@ impl Sandbox {
             out_w,
             err_out_r,
             err_out_w,
+            status_r,
+            status_w,
         } = pipes;
-        drop((sync_r, err_w, pass_child, stdin, out_w, err_out_w));
+        drop((sync_r, err_w, pass_child, stdin, out_w, err_out_w, status_w));
 
         let setup = self.release(&child, cgroup.as_ref(), &sync_w);
         drop(sync_w);
@@ -255,11 +272,7 @@ impl Sandbox {
             _ => None,
         };
         let supervisor = match notify_fd {
-            Some(fd) => Some(notify::Supervisor::start(
-                fd,
-                child.pid,
-                self.protected.clone(),
-            )?),
+            Some(fd) => Some(notify::Supervisor::start(fd, self.protected.clone())?),
             None => {
                 if self.creation == Creation::Notify {
                     child.kill();
@@ -274,8 +287,16 @@ impl Sandbox {
         };
 
         let timeout = cmd.timeout.unwrap_or(limits.timeout);
-        let watched = supervise(&child, out_r, err_out_r, started + timeout, limits.output_bytes, sink);
-        let (exit, rusage) = child.reap();
+        let watched = supervise(
+            &child,
+            out_r,
+            err_out_r,
+            started + timeout,
+            limits.output_bytes,
+            sink,
+        );
+        let (_, rusage) = child.reap();
+        let exit = command_status(&status_r);
         let bridge_connections = bridge.as_ref().map_or(0, Bridge::connections);
         drop(bridge);
         let protected_denials = supervisor.map_or(0, notify::Supervisor::stop);
@@ -371,11 +392,15 @@ impl Sandbox {
             },
             bridge_connections,
             protected_denials,
+            memory_peak_bytes: usage.memory_peak,
         })
     }
 
     fn bridge_port(&self) -> Option<u16> {
-        self.config.proxy_socket.as_ref().map(|_| self.config.bridge_port)
+        self.config
+            .proxy_socket
+            .as_ref()
+            .map(|_| self.config.bridge_port)
     }
 
     fn rlimits(&self, cgroup: bool) -> Vec<(c_int, u64)> {
@@ -405,11 +430,17 @@ impl Sandbox {
             std::fs::write(proc.join(name), text)
                 .map_err(|e| SandboxError::host(format!("writing the sandbox's {name}"), e))
         };
-        write("uid_map", format!("{} {} 1\n", self.config.uid, self.host.uid))?;
+        write(
+            "uid_map",
+            format!("{} {} 1\n", self.config.uid, self.host.uid),
+        )?;
         if self.host.uid != 0 {
             write("setgroups", "deny".into())?;
         }
-        write("gid_map", format!("{} {} 1\n", self.config.gid, self.host.gid))?;
+        write(
+            "gid_map",
+            format!("{} {} 1\n", self.config.gid, self.host.gid),
+        )?;
         if let Some(cg) = cgroup {
             cg.add(child.pid)
                 .map_err(|e| SandboxError::host("moving the sandbox into its cgroup", e))?;
@@ -482,13 +513,18 @@ struct Pipes {
     out_w: OwnedFd,
     err_out_r: OwnedFd,
     err_out_w: OwnedFd,
+    status_r: OwnedFd,
+    status_w: OwnedFd,
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), SandboxError> {
     let mut fds = [0 as RawFd; 2];
     // SAFETY: `fds` has room for the two descriptors pipe2 writes.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(SandboxError::host("creating a pipe", io::Error::last_os_error()));
+        return Err(SandboxError::host(
+            "creating a pipe",
+            io::Error::last_os_error(),
+        ));
     }
     // SAFETY: pipe2 succeeded, so both descriptors are open and owned by nobody else.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
@@ -500,6 +536,7 @@ impl Pipes {
         let (err_r, err_w) = pipe()?;
         let (out_r, out_w) = pipe()?;
         let (err_out_r, err_out_w) = pipe()?;
+        let (status_r, status_w) = pipe()?;
         let mut pair = [0 as RawFd; 2];
         // SAFETY: `pair` has room for the two descriptors socketpair writes.
         if unsafe {
@@ -534,6 +571,8 @@ impl Pipes {
             out_w,
             err_out_r,
             err_out_w,
+            status_r,
+            status_w,
         })
     }
 }
@@ -558,7 +597,8 @@ impl Child {
         };
     }
 
-    /// Waits for the child (the pid namespace's init) and returns how it ended.
+    /// Waits for the child (the pid namespace's init) and returns how it ended, with the
+    /// resources it and the children it reaped used.
     fn reap(&self) -> (Exit, Option<libc::rusage>) {
         let mut status: c_int = 0;
         // SAFETY: rusage is plain old data.
@@ -597,6 +637,7 @@ fn spawn(plan: &ChildPlan, pipes: &Pipes) -> Result<Child, SandboxError> {
         stdin: pipes.stdin.as_raw_fd(),
         stdout: pipes.out_w.as_raw_fd(),
         stderr: pipes.err_out_w.as_raw_fd(),
+        status: pipes.status_w.as_raw_fd(),
     };
     let mut pidfd: c_int = -1;
     let flags = (CLONE_FLAGS | libc::CLONE_PIDFD | libc::SIGCHLD) as libc::c_ulong;
@@ -706,6 +747,23 @@ fn receive_fds(sock: &OwnedFd) -> (Option<OwnedFd>, Option<OwnedFd>) {
     (bridge, notify)
 }
 
+/// The command's status as its init reported it; SIGKILL when the init was killed first (the
+/// timeout) and reported nothing.
+fn command_status(status_r: &OwnedFd) -> Exit {
+    let mut buf = [0u8; 4];
+    // SAFETY: reading four bytes into a valid buffer; the write end is closed, so no blocking.
+    let n = unsafe { libc::read(status_r.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+    if n != 4 {
+        return Exit::Signal(libc::SIGKILL);
+    }
+    let status = c_int::from_ne_bytes(buf);
+    if libc::WIFSIGNALED(status) {
+        Exit::Signal(libc::WTERMSIG(status))
+    } else {
+        Exit::Code(libc::WEXITSTATUS(status))
+    }
+}
+
 struct Watched {
     bytes: u64,
     truncated: bool,
@@ -789,7 +847,9 @@ fn supervise(
                 exited = true;
                 continue;
             }
-            let Some(slot) = open.get_mut(i) else { continue };
+            let Some(slot) = open.get_mut(i) else {
+                continue;
+            };
             let Some(fd) = slot.as_ref() else { continue };
             // SAFETY: reading into `buf` from an open pipe.
             let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
@@ -800,8 +860,14 @@ fn supervise(
                 *slot = None;
                 continue;
             }
-            let chunk = buf.get(..usize::try_from(n).unwrap_or(0)).unwrap_or_default();
-            let stream = if i == 0 { Stream::Stdout } else { Stream::Stderr };
+            let chunk = buf
+                .get(..usize::try_from(n).unwrap_or(0))
+                .unwrap_or_default();
+            let stream = if i == 0 {
+                Stream::Stdout
+            } else {
+                Stream::Stderr
+            };
             let room = cap.saturating_sub(w.bytes);
             let len = chunk.len() as u64;
             if room > 0 {

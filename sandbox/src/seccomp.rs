@@ -247,7 +247,8 @@ fn socket_block() -> Vec<sock_filter> {
         /* 1 */ jump(BPF_JEQ_K, libc::AF_UNIX as u32, 8, 0), // -> 10 allow
         /* 2 */ jump(BPF_JEQ_K, libc::AF_INET as u32, 2, 0), // -> 5 type
         /* 3 */ jump(BPF_JEQ_K, libc::AF_INET6 as u32, 1, 0), // -> 5 type
-        /* 4 */ jump(BPF_JEQ_K, libc::AF_NETLINK as u32, 6, 8), // -> 11 netlink : 13 refuse
+        /* 4 */
+        jump(BPF_JEQ_K, libc::AF_NETLINK as u32, 6, 8), // -> 11 netlink : 13 refuse
         /* 5 */ stmt(BPF_LD_W_ABS, arg_lo(1)),
         /* 6 */ stmt(BPF_ALU_AND_K, 0xf), // without SOCK_NONBLOCK / SOCK_CLOEXEC
         /* 7 */ jump(BPF_JEQ_K, raw, 1, 0), // -> 9

@@ -4,7 +4,7 @@
 
 use std::fs;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::SandboxError;
@@ -29,7 +29,10 @@ impl Stage {
         ));
         let shown = dir.display().to_string();
         let host = |e| SandboxError::host(format!("creating {shown}"), e);
-        fs::DirBuilder::new().mode(0o700).create(&dir).map_err(host)?;
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(host)?;
         let stage = Stage { dir };
         let w = |name: &str, text: String| {
             let path = stage.dir.join(name);
@@ -66,10 +69,6 @@ impl Stage {
 
     pub(crate) fn file(&self, name: &str) -> PathBuf {
         self.dir.join(name)
-    }
-
-    pub(crate) fn path(&self) -> &Path {
-        &self.dir
     }
 }
 

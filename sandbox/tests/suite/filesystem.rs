@@ -4,8 +4,14 @@
 use super::harness::*;
 
 fn unique(tag: &str) -> String {
-    format!("cordon-{tag}-{}-{}", std::process::id(), std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos())
+    format!(
+        "cordon-{tag}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    )
 }
 
 #[test]
@@ -53,7 +59,11 @@ fn blocks_symlink_escapes() {
          echo done"
     );
     let (r, _) = audited(&sb, &script);
-    assert!(!r.stdout.contains("READ") && !r.stdout.contains("WROTE"), "{}", r.stdout);
+    assert!(
+        !r.stdout.contains("READ") && !r.stdout.contains("WROTE"),
+        "{}",
+        r.stdout
+    );
     assert_eq!(std::fs::read_to_string(&secret).unwrap(), "host secret\n");
     assert!(!outside.path().join("new").exists());
 }
@@ -85,10 +95,21 @@ fn ci_workspace() -> Ws {
 }
 
 fn unchanged(ws: &Ws) {
-    assert_eq!(std::fs::read_to_string(ws.join(".github/workflows/ci.yml")).unwrap(), "on: push\n");
-    assert_eq!(std::fs::read_to_string(ws.join(".git/hooks/pre-commit")).unwrap(), "#!/bin/sh\nexit 0\n");
-    assert_eq!(std::fs::read_to_string(ws.join(".git/config")).unwrap(), "[core]\n\tbare = false\n");
-    let workflows: Vec<_> = std::fs::read_dir(ws.join(".github/workflows")).unwrap().collect();
+    assert_eq!(
+        std::fs::read_to_string(ws.join(".github/workflows/ci.yml")).unwrap(),
+        "on: push\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(ws.join(".git/hooks/pre-commit")).unwrap(),
+        "#!/bin/sh\nexit 0\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(ws.join(".git/config")).unwrap(),
+        "[core]\n\tbare = false\n"
+    );
+    let workflows: Vec<_> = std::fs::read_dir(ws.join(".github/workflows"))
+        .unwrap()
+        .collect();
     assert_eq!(workflows.len(), 1);
     let hooks: Vec<_> = std::fs::read_dir(ws.join(".git/hooks")).unwrap().collect();
     assert_eq!(hooks.len(), 1);
@@ -112,9 +133,19 @@ fn blocks_ci_files_and_git_hooks_written_directly() {
          echo done",
     );
     assert!(!r.stdout.contains('W'), "{}", r.stdout);
-    assert!(r.stdout.contains("SRC"), "the rest of the workspace stays writable: {}", r.stdout);
+    assert!(
+        r.stdout.contains("SRC"),
+        "the rest of the workspace stays writable: {}",
+        r.stdout
+    );
     unchanged(&ws);
-    assert!(event["detail"]["isolation"]["protected_mounts"].as_u64().unwrap() >= 3, "{event}");
+    assert!(
+        event["detail"]["isolation"]["protected_mounts"]
+            .as_u64()
+            .unwrap()
+            >= 3,
+        "{event}"
+    );
 }
 
 #[test]
@@ -137,8 +168,14 @@ fn blocks_protected_paths_in_a_nested_repository() {
          echo done",
     );
     assert!(!r.stdout.contains('W'), "{}", r.stdout);
-    assert_eq!(std::fs::read_to_string(ws.join("vendor/lib/.git/hooks/pre-push")).unwrap(), "#!/bin/sh\n");
-    assert_eq!(std::fs::read_to_string(ws.join("vendor/lib/.git/config")).unwrap(), "[core]\n");
+    assert_eq!(
+        std::fs::read_to_string(ws.join("vendor/lib/.git/hooks/pre-push")).unwrap(),
+        "#!/bin/sh\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(ws.join("vendor/lib/.git/config")).unwrap(),
+        "[core]\n"
+    );
     assert!(!ws.join("vendor/lib/.git/hooks/post-merge").exists());
     assert!(!ws.join("deep/new/repo/.github/workflows/x.yml").exists());
     assert!(!ws.join("deep/x/.git/hooks/pre-commit").exists());
@@ -227,6 +264,9 @@ fn blocks_writes_to_worktree_gitdir_config() {
          echo done",
     );
     assert!(!r.stdout.contains('W'), "{}", r.stdout);
-    assert_eq!(std::fs::read_to_string(ws.join(".git/worktrees/feature/config.worktree")).unwrap(), "[core]\n");
+    assert_eq!(
+        std::fs::read_to_string(ws.join(".git/worktrees/feature/config.worktree")).unwrap(),
+        "[core]\n"
+    );
     assert!(!ws.join(".git/worktrees/other/config.worktree").exists());
 }

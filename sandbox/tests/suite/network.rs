@@ -25,7 +25,11 @@ fn blocks_raw_and_packet_sockets() {
     };
     let script = [
         probe("socket.AF_INET", "socket.SOCK_RAW", "socket.IPPROTO_ICMP"),
-        probe("socket.AF_INET6", "socket.SOCK_RAW", "socket.IPPROTO_ICMPV6"),
+        probe(
+            "socket.AF_INET6",
+            "socket.SOCK_RAW",
+            "socket.IPPROTO_ICMPV6",
+        ),
         probe("socket.AF_PACKET", "socket.SOCK_RAW", "0"),
         probe("socket.AF_NETLINK", "socket.SOCK_RAW", "9"), // NETLINK_AUDIT
         probe("40", "socket.SOCK_STREAM", "0"),             // AF_VSOCK
@@ -34,7 +38,15 @@ fn blocks_raw_and_packet_sockets() {
     let (r, _) = audited(&sb, &script);
     r.ok();
     assert!(!r.stdout.contains("OPENED"), "{}", r.stdout);
-    assert_eq!(r.stdout.lines().filter(|l| l.starts_with("refused")).count(), 5, "{}", r.stdout);
+    assert_eq!(
+        r.stdout
+            .lines()
+            .filter(|l| l.starts_with("refused"))
+            .count(),
+        5,
+        "{}",
+        r.stdout
+    );
 }
 
 #[test]
@@ -54,7 +66,11 @@ fn blocks_direct_tcp_to_the_host_ignoring_the_proxy() {
             ))
         ),
     );
-    assert!(!r.stdout.contains("REACHED") && !r.stdout.contains("CONNECTED"), "{}", r.stdout);
+    assert!(
+        !r.stdout.contains("REACHED") && !r.stdout.contains("CONNECTED"),
+        "{}",
+        r.stdout
+    );
     assert!(server.accept().is_err(), "the host server saw a connection");
 }
 
@@ -62,14 +78,18 @@ fn blocks_direct_tcp_to_the_host_ignoring_the_proxy() {
 fn blocks_dns_to_a_resolver() {
     let ws = Ws::new();
     let resolver = UdpSocket::bind("127.0.0.1:0").unwrap();
-    resolver.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    resolver
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
     let port = resolver.local_addr().unwrap().port();
     let sb = ws.sandbox();
     let (r, _) = audited(
         &sb,
         &format!(
             "{}; {}; cat /etc/resolv.conf | grep -c nameserver; echo done",
-            py("import socket\ntry:\n socket.getaddrinfo(\"example.com\", 443); print(\"RESOLVED\")\nexcept OSError as e: print(\"no resolver\")"),
+            py(
+                "import socket\ntry:\n socket.getaddrinfo(\"example.com\", 443); print(\"RESOLVED\")\nexcept OSError as e: print(\"no resolver\")"
+            ),
             py(&format!(
                 "import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\ns.sendto(b\"query\", (\"127.0.0.1\", {port})); s.sendto(b\"query\", (\"127.0.0.53\", 53)); print(\"sent\")"
             ))
@@ -78,7 +98,10 @@ fn blocks_dns_to_a_resolver() {
     assert!(!r.stdout.contains("RESOLVED"), "{}", r.stdout);
     assert!(r.stdout.contains("no resolver"), "{}", r.stdout);
     let mut buf = [0u8; 64];
-    assert!(resolver.recv_from(&mut buf).is_err(), "a datagram reached the host");
+    assert!(
+        resolver.recv_from(&mut buf).is_err(),
+        "a datagram reached the host"
+    );
 }
 
 #[test]
@@ -87,7 +110,10 @@ fn blocks_ipv6() {
     let Ok(server) = TcpListener::bind("[::1]:0") else {
         // No IPv6 on the host's loopback: nothing to reach, and the sandbox check below still runs.
         let sb = ws.sandbox();
-        let r = sh(&sb, "curl -s -m 2 -6 http://[::1]:1/ && echo REACHED; echo done");
+        let r = sh(
+            &sb,
+            "curl -s -m 2 -6 http://[::1]:1/ && echo REACHED; echo done",
+        );
         assert!(!r.stdout.contains("REACHED"));
         return;
     };
@@ -104,7 +130,11 @@ fn blocks_ipv6() {
             ))
         ),
     );
-    assert!(!r.stdout.contains("REACHED") && !r.stdout.contains("CONNECTED"), "{}", r.stdout);
+    assert!(
+        !r.stdout.contains("REACHED") && !r.stdout.contains("CONNECTED"),
+        "{}",
+        r.stdout
+    );
     assert!(server.accept().is_err(), "the host server saw a connection");
 }
 
@@ -117,7 +147,8 @@ fn blocks_host_unix_sockets() {
     let named = UnixListener::bind(&path).unwrap();
     named.set_nonblocking(true).unwrap();
     let abstract_name = format!("cordon-test-{}", std::process::id());
-    let addr = std::os::unix::net::SocketAddr::from_abstract_name(abstract_name.as_bytes()).unwrap();
+    let addr =
+        std::os::unix::net::SocketAddr::from_abstract_name(abstract_name.as_bytes()).unwrap();
     let abstract_listener = UnixListener::bind_addr(&addr).unwrap();
     abstract_listener.set_nonblocking(true).unwrap();
     let sb = ws.sandbox();
@@ -161,7 +192,11 @@ fn http_server(body: &'static str, hits: Arc<AtomicU64>) -> u16 {
 
 /// A stand-in for the egress proxy: a forward proxy on a unix socket that sends every request
 /// to `upstream_port` on the host's loopback, whatever host it names.
-fn test_proxy(socket: &std::path::Path, upstream_port: u16, seen: Arc<std::sync::Mutex<Vec<String>>>) {
+fn test_proxy(
+    socket: &std::path::Path,
+    upstream_port: u16,
+    seen: Arc<std::sync::Mutex<Vec<String>>>,
+) {
     let listener = UnixListener::bind(socket).unwrap();
     std::thread::spawn(move || {
         for conn in listener.incoming() {
@@ -175,9 +210,16 @@ fn test_proxy(socket: &std::path::Path, upstream_port: u16, seen: Arc<std::sync:
             let line = head.lines().next().unwrap_or_default().to_owned();
             seen.lock().unwrap().push(line.clone());
             let target = line.split(' ').nth(1).unwrap_or("/");
-            let path = target.splitn(4, '/').nth(3).map_or("/".to_owned(), |p| format!("/{p}"));
+            let path = target
+                .splitn(4, '/')
+                .nth(3)
+                .map_or("/".to_owned(), |p| format!("/{p}"));
             let mut up = std::net::TcpStream::connect(("127.0.0.1", upstream_port)).unwrap();
-            write!(up, "GET {path} HTTP/1.1\r\nHost: upstream\r\nConnection: close\r\n\r\n").unwrap();
+            write!(
+                up,
+                "GET {path} HTTP/1.1\r\nHost: upstream\r\nConnection: close\r\n\r\n"
+            )
+            .unwrap();
             let mut resp = Vec::new();
             up.read_to_end(&mut resp).unwrap();
             conn.write_all(&resp).unwrap();
@@ -205,11 +247,27 @@ fn reaches_a_host_server_only_through_the_bridge() {
         ),
     );
     r.ok();
-    assert!(r.stdout.contains("proxy=http://127.0.0.1:3128"), "{}", r.stdout);
-    assert!(r.stdout.contains("hello through the bridge"), "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("proxy=http://127.0.0.1:3128"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("hello through the bridge"),
+        "{}\n{}",
+        r.stdout,
+        r.stderr
+    );
     assert!(!r.stdout.contains("DIRECT"), "{}", r.stdout);
-    assert_eq!(hits.load(Ordering::SeqCst), 1, "only the proxied request reached the server");
-    assert_eq!(seen.lock().unwrap().as_slice(), ["GET http://upstream.test/hello HTTP/1.1"]);
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        1,
+        "only the proxied request reached the server"
+    );
+    assert_eq!(
+        seen.lock().unwrap().as_slice(),
+        ["GET http://upstream.test/hello HTTP/1.1"]
+    );
     assert_eq!(r.outcome.bridge_connections, 1);
     assert_eq!(event["detail"]["bridge_connections"], 1);
 }
@@ -227,9 +285,20 @@ fn bridge_port_is_the_only_tcp_destination_inside() {
     let sb = cordon_sandbox::Sandbox::new(config).unwrap();
     let r = sh(
         &sb,
-        &py("import socket\ns = socket.socket()\ntry:\n s.bind((\"127.0.0.1\", 8080)); s.listen(); print(\"LISTENING\")\nexcept OSError as e: print(\"refused\", e.errno)\nc = socket.socket()\ntry:\n c.connect((\"127.0.0.1\", 3129)); print(\"CONNECTED\")\nexcept OSError as e: print(\"refused\", e.errno)"),
+        &py(
+            "import socket\ns = socket.socket()\ntry:\n s.bind((\"127.0.0.1\", 8080)); s.listen(); print(\"LISTENING\")\nexcept OSError as e: print(\"refused\", e.errno)\nc = socket.socket()\ntry:\n c.connect((\"127.0.0.1\", 3129)); print(\"CONNECTED\")\nexcept OSError as e: print(\"refused\", e.errno)",
+        ),
     );
     r.ok();
-    assert!(!r.stdout.contains("LISTENING") && !r.stdout.contains("CONNECTED"), "{}", r.stdout);
-    assert_eq!(r.stdout.matches("refused 13").count(), 2, "landlock answers EACCES: {}", r.stdout);
+    assert!(
+        !r.stdout.contains("LISTENING") && !r.stdout.contains("CONNECTED"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(
+        r.stdout.matches("refused 13").count(),
+        2,
+        "landlock answers EACCES: {}",
+        r.stdout
+    );
 }
