@@ -7,7 +7,8 @@
     missing_docs,
     clippy::print_stdout,
     clippy::unwrap_used,
-    clippy::expect_used
+    clippy::expect_used,
+    clippy::indexing_slicing
 )]
 
 use std::ffi::CString;
@@ -128,6 +129,20 @@ fn main() {
         );
     }
 
+    // Back to back, each run waits for its sandbox to be prepared: the cold cost.
+    let mut cold = Vec::new();
+    for _ in 0..rounds.min(100) {
+        let t = Instant::now();
+        sb.run(&cmd, &mut |_, _| {}).unwrap();
+        cold.push(t.elapsed());
+    }
+    let c50 = median(&mut cold);
+    println!(
+        "back to back (no pause, so each run waits for a sandbox to be prepared): {:.3} ms median, {:.2}x bare",
+        ms(c50),
+        c50.as_secs_f64() / b50.as_secs_f64()
+    );
+
     bridge(&ws);
 }
 
@@ -170,13 +185,19 @@ fn bridge(ws: &tempfile::TempDir) {
         .parse()
         .unwrap_or(f64::NAN);
     let direct_code = client(&format!(
-        "socket.AF_UNIX); s.connect(\"{}\")",
+        "socket.AF_UNIX); s.connect(\"{}\"",
         sock.display()
     ));
     let direct = std::process::Command::new("python3")
         .args(["-c", &direct_code])
         .output()
         .unwrap();
+    if !direct.status.success() {
+        println!(
+            "direct client failed: {}",
+            String::from_utf8_lossy(&direct.stderr)
+        );
+    }
     let direct: f64 = String::from_utf8_lossy(&direct.stdout)
         .trim()
         .parse()

@@ -48,7 +48,6 @@ pub(crate) struct ChildPlan {
     pub late_steps: Vec<Step>,
     pub hostname: CString,
     pub bridge_port: Option<u16>,
-    pub cwd: CString,
     pub landlock_fd: Option<RawFd>,
     pub landlock_rules: Vec<PathRule>,
     pub rlimits: Vec<(c_int, u64)>,
@@ -58,9 +57,6 @@ pub(crate) struct ChildPlan {
     pub gid: u32,
     pub seccomp: Vec<libc::sock_filter>,
     pub seccomp_listener: bool,
-    pub exec_candidates: Vec<CString>,
-    pub argv: Vec<*const c_char>,
-    pub envp: Vec<*const c_char>,
 }
 
 /// Descriptors the child uses; all were opened close-on-exec by the parent.
@@ -68,6 +64,8 @@ pub(crate) struct ChildFds {
     pub sync: RawFd,
     pub error: RawFd,
     pub pass: RawFd,
+    /// The parent writes the command here once the sandbox is ready (see `Message`).
+    pub command: RawFd,
     pub stdin: RawFd,
     pub stdout: RawFd,
     pub stderr: RawFd,
@@ -159,12 +157,12 @@ const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
 const LANDLOCK_RULE_PATH_BENEATH: c_int = 1;
 const AT_RECURSIVE: c_int = 0x8000;
 
-/// Reports a failure and exits. Only raw `write` and `_exit`.
-fn fail(fds: &ChildFds, stage: Stage, index: usize, errno: c_int) -> ! {
+/// Writes a (stage, index, errno) record to the error pipe; stage 0 means "ready".
+fn report(fds: &ChildFds, stage: u32, index: usize, errno: c_int) {
     let mut msg = [0u8; 12];
     let (a, rest) = msg.split_at_mut(4);
     let (b, c) = rest.split_at_mut(4);
-    a.copy_from_slice(&(stage as u32).to_ne_bytes());
+    a.copy_from_slice(&stage.to_ne_bytes());
     b.copy_from_slice(&(u32::try_from(index).unwrap_or(u32::MAX)).to_ne_bytes());
     c.copy_from_slice(&errno.to_ne_bytes());
     // SAFETY: `msg` is a valid 12-byte buffer; a short or failed write only loses the detail,
@@ -172,6 +170,11 @@ fn fail(fds: &ChildFds, stage: Stage, index: usize, errno: c_int) -> ! {
     unsafe {
         libc::write(fds.error, msg.as_ptr().cast(), msg.len());
     }
+}
+
+/// Reports a failure and exits. Only raw `write` and `_exit`.
+fn fail(fds: &ChildFds, stage: Stage, index: usize, errno: c_int) -> ! {
+    report(fds, stage as u32, index, errno);
     // SAFETY: `_exit` never returns and runs no atexit handlers or destructors, which must not
     // run in a forked copy of the parent.
     unsafe { libc::_exit(127) }
@@ -500,13 +503,6 @@ pub(crate) fn child_main(plan: &ChildPlan, fds: &ChildFds) -> ! {
         },
         None => None,
     };
-    // SAFETY: valid string.
-    check(
-        unsafe { libc::chdir(plan.cwd.as_ptr()) },
-        fds,
-        Stage::Chdir,
-        0,
-    );
 
     for (i, (resource, value)) in plan.rlimits.iter().enumerate() {
         let lim = libc::rlimit {
@@ -545,10 +541,13 @@ pub(crate) fn child_main(plan: &ChildPlan, fds: &ChildFds) -> ! {
         Stage::Caps,
         100,
     );
+    // Raw system calls, not glibc's wrappers: those broadcast the change to every thread glibc
+    // believes exists (nptl "setxid"), and this copy of the parent has only one, so the
+    // wrappers would wait forever for threads that are not there.
     if plan.setgroups {
         // SAFETY: an empty group list.
-        check(
-            unsafe { libc::setgroups(0, std::ptr::null()) },
+        check_long(
+            unsafe { libc::syscall(libc::SYS_setgroups, 0usize, std::ptr::null::<libc::gid_t>()) },
             fds,
             Stage::Groups,
             0,
@@ -556,14 +555,14 @@ pub(crate) fn child_main(plan: &ChildPlan, fds: &ChildFds) -> ! {
     }
     // SAFETY: integer arguments.
     unsafe {
-        check(
-            libc::setresgid(plan.gid, plan.gid, plan.gid),
+        check_long(
+            libc::syscall(libc::SYS_setresgid, plan.gid, plan.gid, plan.gid),
             fds,
             Stage::Ids,
             0,
         );
-        check(
-            libc::setresuid(plan.uid, plan.uid, plan.uid),
+        check_long(
+            libc::syscall(libc::SYS_setresuid, plan.uid, plan.uid, plan.uid),
             fds,
             Stage::Ids,
             1,
@@ -696,6 +695,16 @@ pub(crate) fn child_main(plan: &ChildPlan, fds: &ChildFds) -> ! {
         0,
     );
 
+    // Ready. The parent may keep the sandbox warm and send the command later.
+    report(fds, 0, 0, 0);
+    let Some(msg) = receive_command(fds) else {
+        // The parent dropped the warm sandbox.
+        // SAFETY: leaving without running anything of the parent's.
+        unsafe { libc::_exit(0) }
+    };
+    // SAFETY: the message's cwd is NUL-terminated inside the mapping.
+    check(unsafe { libc::chdir(msg.cwd) }, fds, Stage::Chdir, 0);
+
     // This process stays as the pid namespace's init: it reaps, and it reports the command's
     // status. A command running as pid 1 would have init's signal semantics (a kernel-sent
     // SIGXFSZ or a shell's `kill $$` ignored) and nobody would reap its orphans.
@@ -716,25 +725,156 @@ pub(crate) fn child_main(plan: &ChildPlan, fds: &ChildFds) -> ! {
     if pid == 0 {
         // SAFETY: prctl with integer arguments.
         unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
-        exec(plan, fds);
+        exec(&msg, fds);
     }
     init(pid, fds)
 }
 
+/// The command as the child sees it: pointers into an anonymous mapping.
+struct Received {
+    cwd: *const c_char,
+    candidates: *const *const c_char,
+    ncandidates: usize,
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+}
+
+/// Largest command message (cwd, candidates, argv, environment) the child accepts.
+pub(crate) const MAX_MESSAGE: usize = 4 << 20;
+
+fn read_exact(fd: RawFd, mut ptr: *mut u8, mut len: usize) -> bool {
+    while len > 0 {
+        // SAFETY: `ptr..ptr+len` lies inside a buffer the caller owns.
+        let n = unsafe { libc::read(fd, ptr.cast(), len) };
+        if n < 0 && errno() == libc::EINTR {
+            continue;
+        }
+        if n <= 0 {
+            return false;
+        }
+        let n = n as usize;
+        // SAFETY: advancing within the same buffer by what was read.
+        ptr = unsafe { ptr.add(n) };
+        len -= n;
+    }
+    true
+}
+
+/// Reads the command message into a fresh anonymous mapping and builds the pointer arrays
+/// there; no allocator involved. Layout: u32 length, then u32 counts (candidates, argv, env),
+/// then NUL-terminated strings: cwd, candidates, argv, env.
+fn receive_command(fds: &ChildFds) -> Option<Received> {
+    let mut len = [0u8; 4];
+    if !read_exact(fds.command, len.as_mut_ptr(), 4) {
+        return None;
+    }
+    let len = u32::from_ne_bytes(len) as usize;
+    if !(12..=MAX_MESSAGE).contains(&len) {
+        fail(fds, Stage::Wait, 1, libc::E2BIG);
+    }
+    // Strings, then room for every pointer (at most one per byte) and the terminators.
+    let size = len + (len + 8) * std::mem::size_of::<usize>() + 64;
+    // SAFETY: a private anonymous mapping; no existing memory is affected.
+    let base = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            size,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if base == libc::MAP_FAILED {
+        fail(fds, Stage::Wait, 2, errno());
+    }
+    let bytes = base.cast::<u8>();
+    if !read_exact(fds.command, bytes, len) {
+        return None;
+    }
+    // SAFETY: the mapping holds `len` initialised bytes; reading them as a slice.
+    let data = unsafe { std::slice::from_raw_parts(bytes, len) };
+    let count = |i: usize| {
+        let mut w = [0u8; 4];
+        if let Some(src) = data.get(i * 4..i * 4 + 4) {
+            w.copy_from_slice(src);
+        }
+        u32::from_ne_bytes(w) as usize
+    };
+    let (ncand, argc, envc) = (count(0), count(1), count(2));
+    let strings = data.get(12..).unwrap_or_default();
+    if strings.last() != Some(&0) {
+        fail(fds, Stage::Wait, 3, libc::EINVAL);
+    }
+    let total = 1 + ncand + argc + envc;
+    if strings.iter().filter(|b| **b == 0).count() != total || argc == 0 {
+        fail(fds, Stage::Wait, 4, libc::EINVAL);
+    }
+    // Pointer area, aligned, after the strings.
+    let align = std::mem::align_of::<usize>();
+    let offset = len.div_ceil(align) * align;
+    // SAFETY: `offset` is within the mapping, which is large enough for `total + 3` pointers.
+    let ptrs = unsafe { bytes.add(offset) }.cast::<*const c_char>();
+    let mut slot = 0usize;
+    let mut start = 0usize;
+    let base_strings = strings.as_ptr();
+    let mut put = |p: *const c_char| {
+        // SAFETY: `slot` stays below `total + 3`, inside the pointer area.
+        unsafe { ptrs.add(slot).write(p) };
+        slot += 1;
+    };
+    let mut seen = 0usize;
+    for (i, b) in strings.iter().enumerate() {
+        if *b != 0 {
+            continue;
+        }
+        // SAFETY: `start` indexes into `strings`.
+        let p = unsafe { base_strings.add(start) }.cast::<c_char>();
+        start = i + 1;
+        seen += 1;
+        put(p);
+        // Layout: cwd, candidates, NULL, argv, NULL, env, NULL (argv is never empty).
+        if seen == 1 + ncand {
+            put(std::ptr::null());
+        }
+        if seen == 1 + ncand + argc {
+            put(std::ptr::null());
+        }
+        if seen == total {
+            put(std::ptr::null());
+        }
+    }
+    // SAFETY: reading back pointers written above.
+    let cwd = unsafe { ptrs.read() };
+    // SAFETY: offsets within the pointer area written above.
+    let candidates = unsafe { ptrs.add(1) }.cast_const();
+    // SAFETY: as above.
+    let argv = unsafe { ptrs.add(1 + ncand + 1) }.cast_const();
+    // SAFETY: as above.
+    let envp = unsafe { ptrs.add(1 + ncand + 1 + argc + 1) }.cast_const();
+    Some(Received {
+        cwd,
+        candidates,
+        ncandidates: ncand,
+        argv,
+        envp,
+    })
+}
+
 /// Tries each candidate path like execvp; reports the last error if none runs.
-fn exec(plan: &ChildPlan, fds: &ChildFds) -> ! {
+fn exec(msg: &Received, fds: &ChildFds) -> ! {
     let mut last = libc::ENOENT;
-    for (i, path) in plan.exec_candidates.iter().enumerate() {
-        // SAFETY: `argv` and `envp` are null-terminated arrays of pointers into strings the
-        // plan owns.
-        unsafe { libc::execve(path.as_ptr(), plan.argv.as_ptr(), plan.envp.as_ptr()) };
+    for i in 0..msg.ncandidates {
+        // SAFETY: the candidate, argv and envp arrays were built by `receive_command` and are
+        // null-terminated arrays of pointers to NUL-terminated strings.
+        unsafe { libc::execve(*msg.candidates.add(i), msg.argv, msg.envp) };
         last = errno();
         // Keep looking past a missing or non-executable candidate.
         if last != libc::ENOENT && last != libc::EACCES && last != libc::ENOTDIR {
             fail(fds, Stage::Exec, i, last);
         }
     }
-    fail(fds, Stage::Exec, plan.exec_candidates.len(), last)
+    fail(fds, Stage::Exec, msg.ncandidates, last)
 }
 
 /// The init: reaps every child, and when the command exits, writes its status and exits, which

@@ -7,7 +7,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 use crate::SandboxError;
-use crate::child::{ChildPlan, Step};
+use crate::child::Step;
 use crate::config::{Command, SandboxConfig, WORKSPACE};
 use crate::stage::Stage;
 
@@ -471,33 +471,43 @@ pub(crate) fn exec_candidates(
         .collect()
 }
 
-/// Keeps the argv/envp strings alive next to their pointer arrays.
-pub(crate) struct Strings {
-    pub argv: Vec<CString>,
-    pub envp: Vec<CString>,
-}
-
-impl Strings {
-    pub(crate) fn new(
-        cmd: &Command,
-        env: &BTreeMap<String, String>,
-    ) -> Result<Strings, SandboxError> {
-        let argv = cmd
-            .argv
-            .iter()
-            .map(|a| cstr(a.as_bytes(), "an argument"))
-            .collect::<Result<Vec<_>, _>>()?;
-        let envp = env
-            .iter()
-            .map(|(k, v)| cstr(format!("{k}={v}"), "an environment variable"))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Strings { argv, envp })
+/// The command message the parent sends a ready sandbox (see `child::receive_command`).
+pub(crate) fn message(
+    cwd: &Path,
+    candidates: &[CString],
+    cmd: &Command,
+    env: &BTreeMap<String, String>,
+) -> Result<Vec<u8>, SandboxError> {
+    let argv = cmd
+        .argv
+        .iter()
+        .map(|a| cstr(a.as_bytes(), "an argument"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let envp = env
+        .iter()
+        .map(|(k, v)| cstr(format!("{k}={v}"), "an environment variable"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let cwd = path_c(cwd)?;
+    let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX).to_ne_bytes();
+    let mut body = Vec::new();
+    body.extend_from_slice(&count(candidates.len()));
+    body.extend_from_slice(&count(argv.len()));
+    body.extend_from_slice(&count(envp.len()));
+    for s in std::iter::once(&cwd)
+        .chain(candidates)
+        .chain(&argv)
+        .chain(&envp)
+    {
+        body.extend_from_slice(s.as_bytes_with_nul());
     }
-
-    pub(crate) fn pointers(&self, plan: &mut ChildPlan) {
-        plan.argv = self.argv.iter().map(|s| s.as_ptr()).collect();
-        plan.argv.push(std::ptr::null());
-        plan.envp = self.envp.iter().map(|s| s.as_ptr()).collect();
-        plan.envp.push(std::ptr::null());
+    if body.len() > crate::child::MAX_MESSAGE {
+        return Err(SandboxError::Invalid(format!(
+            "the command line and environment take {} bytes; the sandbox accepts {}",
+            body.len(),
+            crate::child::MAX_MESSAGE
+        )));
     }
+    let mut msg = count(body.len()).to_vec();
+    msg.extend_from_slice(&body);
+    Ok(msg)
 }

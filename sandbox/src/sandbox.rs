@@ -1,34 +1,34 @@
-//! [`Sandbox`]: prepared once per workspace, then [`Sandbox::run`] for each command. The
-//! parent side of a run: plan, clone, maps and cgroups, the go signal, then supervision of the
-//! output, the timeout and the exit.
+//! [`Sandbox`]: checked once per workspace, then [`Sandbox::run`] for each command.
+//!
+//! Creating namespaces, mounting the root, attaching a cgroup and installing landlock and
+//! seccomp take a few milliseconds of kernel time, most of it fixed costs (a v1 cgroup attach
+//! alone waits for an RCU grace period). A dedicated thread therefore keeps one sandbox prepared
+//! ahead of time, up to the point where only the command is missing, and prepares the next as
+//! soon as one is taken. A run sends its command to the waiting sandbox, which changes
+//! directory, starts it, and from then on behaves exactly like a sandbox built on demand. A
+//! prepared sandbox is discarded when the workspace's protected paths changed since it was built.
+//!
+//! The warm sandbox's parent thread is the warmer, which lives as long as the [`Sandbox`]:
+//! `PR_SET_PDEATHSIG` follows the thread that cloned, so a sandbox cloned from a short-lived
+//! thread would be killed when that thread ends.
 
-use std::ffi::c_int;
-use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::bridge::Bridge;
-use crate::cgroup::{self, RunCgroup};
-use crate::child::{self, ChildFds, ChildPlan, Stage as ChildStage};
+use crate::cgroup;
 use crate::config::{Command, SandboxConfig, WORKSPACE};
 use crate::outcome::{AppliedLimit, Exit, Isolation, Mechanism, Outcome};
-use crate::plan::{self, HostFacts, Strings};
+use crate::plan::{self, HostFacts};
+use crate::prepare::{self, Inner, NAMESPACES, Prepared};
 use crate::protect::Protected;
-use crate::seccomp::{self, Creation};
+use crate::seccomp::Creation;
 use crate::stage::Stage;
-use crate::{SandboxError, landlock_rules, notify, probe};
+use crate::{SandboxError, landlock_rules, probe};
 
-/// The namespaces every run enters.
-pub const NAMESPACES: &[&str] = &["user", "mount", "pid", "ipc", "uts", "net", "cgroup"];
-
-const CLONE_FLAGS: c_int = libc::CLONE_NEWUSER
-    | libc::CLONE_NEWNS
-    | libc::CLONE_NEWPID
-    | libc::CLONE_NEWIPC
-    | libc::CLONE_NEWUTS
-    | libc::CLONE_NEWNET
-    | libc::CLONE_NEWCGROUP;
+/// How long a run waits for the warmer before giving up.
+const PREPARE_WAIT: Duration = Duration::from_secs(30);
 
 /// Which output stream a chunk came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,19 +39,164 @@ pub enum Stream {
     Stderr,
 }
 
-/// A sandbox for one workspace. Cheap to keep; each [`Sandbox::run`] builds a fresh set of
-/// namespaces, so runs share nothing but the workspace.
+/// A sandbox for one workspace. Each [`Sandbox::run`] gets a fresh set of namespaces, so runs
+/// share nothing but the workspace. `Send + Sync`: runs may go on from several threads at once.
 #[derive(Debug)]
 pub struct Sandbox {
-    config: SandboxConfig,
-    workspace: PathBuf,
-    protected: Protected,
-    host: HostFacts,
-    landlock_abi: Option<u8>,
-    creation: Creation,
-    cgroups: Option<cgroup::Version>,
-    downgrades: Vec<String>,
-    stage: Stage,
+    inner: Arc<Inner>,
+    warm: Arc<Warm>,
+    warmer: Option<JoinHandle<()>>,
+}
+
+#[derive(Debug)]
+struct Warm {
+    slot: Mutex<State>,
+    changed: Condvar,
+}
+
+/// The warmer's shared state.
+#[derive(Debug)]
+struct State {
+    slot: Slot,
+    /// Whether a sandbox should be prepared now: at start, after a run, or when a run waits.
+    /// Not while a run is going on, so that preparing does not compete with it for the CPU.
+    wanted: bool,
+    /// Cgroups of finished runs, removed by the warmer off the run's path (removing a v1
+    /// cgroup waits for the kernel to let go of its exited tasks).
+    graveyard: Vec<cgroup::RunCgroup>,
+}
+
+enum Slot {
+    Empty,
+    Ready(Box<Prepared>),
+    Failed(SandboxError),
+    Closed,
+}
+
+impl std::fmt::Debug for Slot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Slot::Empty => "Empty",
+            Slot::Ready(_) => "Ready",
+            Slot::Failed(_) => "Failed",
+            Slot::Closed => "Closed",
+        })
+    }
+}
+
+impl Warm {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.slot
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The warmer thread: keeps the slot filled until the sandbox is dropped.
+    fn run(&self, inner: &Inner) {
+        loop {
+            let graves = {
+                let mut state = self.lock();
+                while !matches!(state.slot, Slot::Closed)
+                    && (matches!(state.slot, Slot::Ready(_) | Slot::Failed(_)) || !state.wanted)
+                {
+                    if !state.graveyard.is_empty() {
+                        break;
+                    }
+                    state = self
+                        .changed
+                        .wait(state)
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                }
+                if matches!(state.slot, Slot::Closed) {
+                    return;
+                }
+                std::mem::take(&mut state.graveyard)
+            };
+            drop(graves);
+            {
+                let state = self.lock();
+                if !state.wanted || !matches!(state.slot, Slot::Empty) {
+                    continue;
+                }
+            }
+            let prepared = inner.prepare();
+            let mut state = self.lock();
+            if matches!(state.slot, Slot::Closed) {
+                return;
+            }
+            state.wanted = false;
+            state.slot = match prepared {
+                Ok(p) => Slot::Ready(Box::new(p)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "preparing a sandbox failed");
+                    Slot::Failed(e)
+                }
+            };
+            self.changed.notify_all();
+        }
+    }
+
+    /// Asks for the next sandbox to be prepared (after a run), and hands over a finished run's
+    /// cgroup for removal.
+    fn refill(&self, grave: Option<cgroup::RunCgroup>) {
+        let mut state = self.lock();
+        state.wanted = true;
+        state.graveyard.extend(grave);
+        self.changed.notify_all();
+    }
+
+    /// Takes the prepared sandbox, waiting for the warmer when there is none yet.
+    fn take(&self) -> Result<Prepared, SandboxError> {
+        let deadline = Instant::now() + PREPARE_WAIT;
+        let mut state = self.lock();
+        loop {
+            match std::mem::replace(&mut state.slot, Slot::Empty) {
+                Slot::Ready(p) => {
+                    return Ok(*p);
+                }
+                Slot::Failed(e) => {
+                    state.wanted = true;
+                    self.changed.notify_all();
+                    return Err(e);
+                }
+                Slot::Closed => {
+                    state.slot = Slot::Closed;
+                    return Err(SandboxError::Invalid("the sandbox is shutting down".into()));
+                }
+                Slot::Empty => {
+                    state.wanted = true;
+                    self.changed.notify_all();
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(SandboxError::host(
+                            "waiting for a prepared sandbox",
+                            std::io::Error::from(std::io::ErrorKind::TimedOut),
+                        ));
+                    }
+                    state = self
+                        .changed
+                        .wait_timeout(state, left)
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .0;
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        {
+            let mut state = self.warm.lock();
+            // Dropping a prepared sandbox kills and reaps it.
+            state.slot = Slot::Closed;
+            state.graveyard.clear();
+            self.warm.changed.notify_all();
+        }
+        if let Some(t) = self.warmer.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 impl Sandbox {
@@ -137,7 +282,7 @@ impl Sandbox {
         };
         let host = HostFacts::read();
         let stage = Stage::create(config.uid, config.gid)?;
-        Ok(Sandbox {
+        let inner = Arc::new(Inner {
             cgroups: cgroup::available(),
             workspace,
             protected,
@@ -147,228 +292,180 @@ impl Sandbox {
             downgrades,
             stage,
             config,
+        });
+        let warm = Arc::new(Warm {
+            slot: Mutex::new(State {
+                slot: Slot::Empty,
+                wanted: true,
+                graveyard: Vec::new(),
+            }),
+            changed: Condvar::new(),
+        });
+        let warmer = {
+            let (inner, warm) = (Arc::clone(&inner), Arc::clone(&warm));
+            std::thread::Builder::new()
+                .name("cordon-warmer".into())
+                .spawn(move || warm.run(&inner))
+                .map_err(|e| SandboxError::host("starting the sandbox warmer thread", e))?
+        };
+        Ok(Sandbox {
+            inner,
+            warm,
+            warmer: Some(warmer),
         })
     }
 
     /// The configuration this sandbox was built from.
     pub fn config(&self) -> &SandboxConfig {
-        &self.config
+        &self.inner.config
     }
 
     /// The workspace as a canonical host path.
     pub fn workspace(&self) -> &Path {
-        &self.workspace
+        &self.inner.workspace
     }
 
     /// Runs `cmd`, passing its output to `sink` as it arrives, and blocks until the whole
     /// process tree is gone.
-    ///
-    /// The calling thread must live until this returns: the sandbox dies with the thread that
-    /// started it (`PR_SET_PDEATHSIG` follows threads), which is what keeps a crashed caller
-    /// from leaving it behind.
     pub fn run(
         &self,
         cmd: &Command,
         sink: &mut dyn FnMut(Stream, &[u8]),
     ) -> Result<Outcome, SandboxError> {
         let started = Instant::now();
+        let inner = &*self.inner;
         let Some(program) = cmd.argv.first() else {
             return Err(SandboxError::Invalid("the command is empty".into()));
         };
         let rel_cwd = plan::relative(&cmd.cwd, "working directory")?;
-        let cwd = if rel_cwd.as_os_str().is_empty() {
-            PathBuf::from(WORKSPACE)
-        } else {
-            Path::new(WORKSPACE).join(&rel_cwd)
-        };
-        if !self.workspace.join(&rel_cwd).is_dir() {
+        if !inner.workspace.join(&rel_cwd).is_dir() {
             return Err(SandboxError::Invalid(format!(
                 "working directory {} is not a directory in the workspace",
                 rel_cwd.display()
             )));
         }
-        let protected = self.protected.scan(&self.workspace)?;
-        let env = plan::environment(&self.config, cmd, &cwd)?;
-        let strings = Strings::new(cmd, &env)?;
-        let root = plan::root_steps(&self.config, &self.workspace, &self.stage, &protected)?;
-        let (late_steps, late_what) = plan::late_steps()?;
-        let landlock = match self.landlock_abi {
-            Some(abi) => Some(landlock_rules::plan(abi, self.bridge_port())?),
-            None => None,
-        };
-        let limits = &self.config.limits;
-        let cgroup = if self.cgroups.is_some() {
-            RunCgroup::create(limits.memory_bytes, limits.pids)
+        let cwd = if rel_cwd.as_os_str().is_empty() {
+            PathBuf::from(WORKSPACE)
         } else {
-            None
+            Path::new(WORKSPACE).join(&rel_cwd)
         };
-        let rlimits = self.rlimits(cgroup.is_some());
+        let env = plan::environment(&inner.config, cmd, &cwd)?;
+        let candidates = plan::exec_candidates(program, &env)?;
+        let message = plan::message(&cwd, &candidates, cmd, &env)?;
 
-        let mut child_plan = ChildPlan {
-            steps: root.steps,
-            new_root: plan::cstr(self.stage.root().as_os_str().as_encoded_bytes(), "stage")?,
-            late_steps,
-            hostname: plan::cstr("cordon", "")?,
-            bridge_port: self.bridge_port(),
-            cwd: plan::cstr(cwd.as_os_str().as_encoded_bytes(), "working directory")?,
-            landlock_fd: landlock.as_ref().map(|l| l.fd.as_raw_fd()),
-            landlock_rules: landlock
-                .as_ref()
-                .map(|l| l.rules_copy())
-                .unwrap_or_default(),
-            rlimits,
-            cap_last: self.host.cap_last,
-            setgroups: self.host.uid == 0,
-            uid: self.config.uid,
-            gid: self.config.gid,
-            seccomp: seccomp::program(self.creation),
-            seccomp_listener: self.creation == Creation::Notify,
-            exec_candidates: plan::exec_candidates(program, &env)?,
-            argv: Vec::new(),
-            envp: Vec::new(),
-        };
-        strings.pointers(&mut child_plan);
-
-        let pipes = Pipes::new()?;
-        let child = spawn(&child_plan, &pipes)?;
-        // From here on the child holds its ends; the parent keeps only its own.
-        let Pipes {
-            sync_r,
-            sync_w,
-            err_r,
-            err_w,
-            pass_parent,
-            pass_child,
-            stdin,
-            out_r,
-            out_w,
-            err_out_r,
-            err_out_w,
-            status_r,
-            status_w,
-        } = pipes;
-        drop((sync_r, err_w, pass_child, stdin, out_w, err_out_w, status_w));
-
-        let setup = self.release(&child, cgroup.as_ref(), &sync_w);
-        drop(sync_w);
-        if let Err(e) = setup {
-            child.kill();
-            child.reap();
-            return Err(e);
-        }
-        if let Some(failure) = read_failure(&err_r) {
-            child.reap();
-            return Err(self.describe(failure, &root.what, &late_what, program));
-        }
-        drop(err_r);
-        drop(landlock);
-
-        let (bridge_fd, notify_fd) = receive_fds(&pass_parent);
-        let bridge = match (bridge_fd, &self.config.proxy_socket) {
-            (Some(fd), Some(target)) => Some(
-                Bridge::start(fd, target.clone())
-                    .map_err(|e| SandboxError::host("starting the proxy bridge", e))?,
-            ),
-            _ => None,
-        };
-        let supervisor = match notify_fd {
-            Some(fd) => Some(notify::Supervisor::start(fd, self.protected.clone())?),
-            None => {
-                if self.creation == Creation::Notify {
-                    child.kill();
-                    child.reap();
-                    return Err(SandboxError::host(
-                        "receiving the seccomp listener",
-                        io::Error::other("the child sent none"),
-                    ));
-                }
-                None
+        // A prepared sandbox is only good if the protected paths it mounted are still all there
+        // are; the workspace may have changed since.
+        let current = inner.protected.scan(&inner.workspace)?;
+        let mut prepared = self.warm.take()?;
+        if prepared.protected != current {
+            drop(prepared);
+            prepared = self.warm.take()?;
+            if prepared.protected != inner.protected.scan(&inner.workspace)? {
+                return Err(SandboxError::Workspace {
+                    path: inner.workspace.clone(),
+                    reason: "protected paths keep changing while a sandbox is prepared".into(),
+                });
             }
-        };
+        }
 
+        let sent = prepared
+            .cmd_w
+            .take()
+            .map(std::fs::File::from)
+            .map(|mut f| std::io::Write::write_all(&mut f, &message));
+        if let Some(Err(e)) = sent {
+            return Err(SandboxError::host("sending the command to the sandbox", e));
+        }
+        if let Some(failure) = prepare::read_failure(&prepared.err_r) {
+            return Err(prepare::describe(failure, &[], &[], Some(program)));
+        }
+
+        let limits = &inner.config.limits;
         let timeout = cmd.timeout.unwrap_or(limits.timeout);
-        let watched = supervise(
-            &child,
+        let (Some(out_r), Some(err_out_r)) = (prepared.out_r.take(), prepared.err_out_r.take())
+        else {
+            return Err(SandboxError::Invalid(
+                "a prepared sandbox was used twice".into(),
+            ));
+        };
+        let watched = prepare::supervise(
+            &prepared.child,
             out_r,
             err_out_r,
             started + timeout,
             limits.output_bytes,
             sink,
         );
-        let (_, rusage) = child.reap();
-        let exit = command_status(&status_r);
-        let bridge_connections = bridge.as_ref().map_or(0, Bridge::connections);
-        drop(bridge);
-        let protected_denials = supervisor.map_or(0, notify::Supervisor::stop);
-        let usage = cgroup.as_ref().map(RunCgroup::usage).unwrap_or_default();
+        let (_, rusage) = prepared.child.reap();
+        prepared.reaped = true;
+        let exit = prepare::command_status(&prepared.status_r);
+        let bridge_connections = prepared.bridge.as_ref().map_or(0, |b| b.connections());
+        drop(prepared.bridge.take());
+        let protected_denials = prepared
+            .supervisor
+            .take()
+            .map_or(0, crate::notify::Supervisor::stop);
+        let cgroup = prepared.cgroup.take();
+        let usage = cgroup
+            .as_ref()
+            .map(cgroup::RunCgroup::usage)
+            .unwrap_or_default();
         let mechanism = match cgroup.as_ref().map(|c| c.version) {
             Some(cgroup::Version::V2) => Mechanism::Cgroup2,
             Some(cgroup::Version::V1) => Mechanism::Cgroup1,
             None => Mechanism::Rlimit,
         };
-        drop(cgroup);
+        let protected_mounts = prepared.protected.len();
+        drop(prepared);
+        self.warm.refill(cgroup);
 
         let signal = match exit {
             Exit::Signal(s) => Some(s),
             Exit::Code(_) => None,
         };
         let cpu_used = rusage.map_or(0, |r| r.ru_utime.tv_sec + r.ru_stime.tv_sec);
-        let pids_mechanism = if mechanism == Mechanism::Rlimit && self.host.uid == 0 {
+        let pids_mechanism = if mechanism == Mechanism::Rlimit && inner.host.uid == 0 {
             // RLIMIT_NPROC does not bind processes whose real uid is host root.
             Mechanism::None
         } else {
             mechanism
         };
+        let limit = |name, value, mechanism, hit| AppliedLimit {
+            name,
+            value,
+            mechanism,
+            hit,
+        };
         let limits_applied = vec![
-            AppliedLimit {
-                name: "timeout",
-                value: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
-                mechanism: Mechanism::Supervisor,
-                hit: watched.timed_out,
-            },
-            AppliedLimit {
-                name: "output",
-                value: limits.output_bytes,
-                mechanism: Mechanism::Supervisor,
-                hit: watched.truncated,
-            },
-            AppliedLimit {
-                name: "memory",
-                value: limits.memory_bytes,
-                mechanism,
-                hit: usage.memory_hit,
-            },
-            AppliedLimit {
-                name: "pids",
-                value: limits.pids,
-                mechanism: pids_mechanism,
-                hit: usage.pids_hit,
-            },
-            AppliedLimit {
-                name: "cpu",
-                value: limits.cpu_seconds,
-                mechanism: Mechanism::Rlimit,
-                hit: signal == Some(libc::SIGXCPU)
+            limit(
+                "timeout",
+                u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+                Mechanism::Supervisor,
+                watched.timed_out,
+            ),
+            limit(
+                "output",
+                limits.output_bytes,
+                Mechanism::Supervisor,
+                watched.truncated,
+            ),
+            limit("memory", limits.memory_bytes, mechanism, usage.memory_hit),
+            limit("pids", limits.pids, pids_mechanism, usage.pids_hit),
+            limit(
+                "cpu",
+                limits.cpu_seconds,
+                Mechanism::Rlimit,
+                signal == Some(libc::SIGXCPU)
                     || u64::try_from(cpu_used).unwrap_or(0) >= limits.cpu_seconds,
-            },
-            AppliedLimit {
-                name: "file_size",
-                value: limits.file_size_bytes,
-                mechanism: Mechanism::Rlimit,
-                hit: signal == Some(libc::SIGXFSZ),
-            },
-            AppliedLimit {
-                name: "tmp",
-                value: limits.tmp_bytes,
-                mechanism: Mechanism::Tmpfs,
-                hit: false,
-            },
-            AppliedLimit {
-                name: "open_files",
-                value: limits.open_files,
-                mechanism: Mechanism::Rlimit,
-                hit: false,
-            },
+            ),
+            limit(
+                "file_size",
+                limits.file_size_bytes,
+                Mechanism::Rlimit,
+                signal == Some(libc::SIGXFSZ),
+            ),
+            limit("tmp", limits.tmp_bytes, Mechanism::Tmpfs, false),
+            limit("open_files", limits.open_files, Mechanism::Rlimit, false),
         ];
         Ok(Outcome {
             exit,
@@ -378,509 +475,21 @@ impl Sandbox {
             timed_out: watched.timed_out,
             limits: limits_applied,
             isolation: Isolation {
-                level: if self.downgrades.is_empty() {
+                level: if inner.downgrades.is_empty() {
                     "full"
                 } else {
                     "reduced"
                 },
                 namespaces: NAMESPACES.to_vec(),
-                landlock_abi: self.landlock_abi,
+                landlock_abi: inner.landlock_abi,
                 seccomp: true,
-                protected_mounts: protected.len(),
-                protected_creation: self.creation == Creation::Notify,
-                downgrades: self.downgrades.clone(),
+                protected_mounts,
+                protected_creation: inner.creation == Creation::Notify,
+                downgrades: inner.downgrades.clone(),
             },
             bridge_connections,
             protected_denials,
             memory_peak_bytes: usage.memory_peak,
         })
     }
-
-    fn bridge_port(&self) -> Option<u16> {
-        self.config
-            .proxy_socket
-            .as_ref()
-            .map(|_| self.config.bridge_port)
-    }
-
-    fn rlimits(&self, cgroup: bool) -> Vec<(c_int, u64)> {
-        let l = &self.config.limits;
-        let mut r = vec![
-            (libc::RLIMIT_CPU as c_int, l.cpu_seconds),
-            (libc::RLIMIT_FSIZE as c_int, l.file_size_bytes),
-            (libc::RLIMIT_NOFILE as c_int, l.open_files),
-            (libc::RLIMIT_CORE as c_int, 0),
-        ];
-        if !cgroup {
-            r.push((libc::RLIMIT_AS as c_int, l.memory_bytes));
-            r.push((libc::RLIMIT_NPROC as c_int, l.pids));
-        }
-        r
-    }
-
-    /// Writes the id maps, joins the cgroup and lets the child go.
-    fn release(
-        &self,
-        child: &Child,
-        cgroup: Option<&RunCgroup>,
-        sync_w: &OwnedFd,
-    ) -> Result<(), SandboxError> {
-        let proc = PathBuf::from(format!("/proc/{}", child.pid));
-        let write = |name: &str, text: String| {
-            std::fs::write(proc.join(name), text)
-                .map_err(|e| SandboxError::host(format!("writing the sandbox's {name}"), e))
-        };
-        write(
-            "uid_map",
-            format!("{} {} 1\n", self.config.uid, self.host.uid),
-        )?;
-        if self.host.uid != 0 {
-            write("setgroups", "deny".into())?;
-        }
-        write(
-            "gid_map",
-            format!("{} {} 1\n", self.config.gid, self.host.gid),
-        )?;
-        if let Some(cg) = cgroup {
-            cg.add(child.pid)
-                .map_err(|e| SandboxError::host("moving the sandbox into its cgroup", e))?;
-        }
-        let go = [1u8];
-        // SAFETY: writing one byte from a valid buffer to our end of the sync pipe.
-        let n = unsafe { libc::write(sync_w.as_raw_fd(), go.as_ptr().cast(), 1) };
-        if n != 1 {
-            return Err(SandboxError::host(
-                "releasing the sandbox",
-                io::Error::last_os_error(),
-            ));
-        }
-        Ok(())
-    }
-
-    fn describe(
-        &self,
-        (stage, index, errno): (u32, u32, i32),
-        what: &[String],
-        late_what: &[String],
-        program: &std::ffi::OsStr,
-    ) -> SandboxError {
-        let source = io::Error::from_raw_os_error(errno);
-        let index = index as usize;
-        let stage = ChildStage::from_u32(stage);
-        let text = match stage {
-            Some(ChildStage::Exec) => {
-                return SandboxError::Exec {
-                    program: program.to_string_lossy().into_owned(),
-                    source,
-                };
-            }
-            Some(ChildStage::Step) => what.get(index).cloned().unwrap_or_default(),
-            Some(ChildStage::LateStep) => late_what.get(index).cloned().unwrap_or_default(),
-            Some(ChildStage::Landlock) => "applying the landlock rules".into(),
-            Some(ChildStage::Seccomp) => "installing the seccomp filter".into(),
-            Some(s) => format!("{s:?}").to_lowercase(),
-            None => "setting up".into(),
-        };
-        SandboxError::Setup {
-            stage: text,
-            source,
-        }
-    }
-}
-
-impl landlock_rules::Plan {
-    fn rules_copy(&self) -> Vec<child::PathRule> {
-        self.rules
-            .iter()
-            .map(|r| child::PathRule {
-                path: r.path.clone(),
-                access: r.access,
-            })
-            .collect()
-    }
-}
-
-/// The pipes and socket pair between parent and child.
-struct Pipes {
-    sync_r: OwnedFd,
-    sync_w: OwnedFd,
-    err_r: OwnedFd,
-    err_w: OwnedFd,
-    pass_parent: OwnedFd,
-    pass_child: OwnedFd,
-    stdin: OwnedFd,
-    out_r: OwnedFd,
-    out_w: OwnedFd,
-    err_out_r: OwnedFd,
-    err_out_w: OwnedFd,
-    status_r: OwnedFd,
-    status_w: OwnedFd,
-}
-
-fn pipe() -> Result<(OwnedFd, OwnedFd), SandboxError> {
-    let mut fds = [0 as RawFd; 2];
-    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(SandboxError::host(
-            "creating a pipe",
-            io::Error::last_os_error(),
-        ));
-    }
-    // SAFETY: pipe2 succeeded, so both descriptors are open and owned by nobody else.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
-
-impl Pipes {
-    fn new() -> Result<Pipes, SandboxError> {
-        let (sync_r, sync_w) = pipe()?;
-        let (err_r, err_w) = pipe()?;
-        let (out_r, out_w) = pipe()?;
-        let (err_out_r, err_out_w) = pipe()?;
-        let (status_r, status_w) = pipe()?;
-        let mut pair = [0 as RawFd; 2];
-        // SAFETY: `pair` has room for the two descriptors socketpair writes.
-        if unsafe {
-            libc::socketpair(
-                libc::AF_UNIX,
-                libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
-                0,
-                pair.as_mut_ptr(),
-            )
-        } != 0
-        {
-            return Err(SandboxError::host(
-                "creating a socket pair",
-                io::Error::last_os_error(),
-            ));
-        }
-        // SAFETY: socketpair succeeded; the descriptors are ours.
-        let (pass_parent, pass_child) =
-            unsafe { (OwnedFd::from_raw_fd(pair[0]), OwnedFd::from_raw_fd(pair[1])) };
-        let stdin = std::fs::File::open("/dev/null")
-            .map_err(|e| SandboxError::host("opening /dev/null", e))?
-            .into();
-        Ok(Pipes {
-            sync_r,
-            sync_w,
-            err_r,
-            err_w,
-            pass_parent,
-            pass_child,
-            stdin,
-            out_r,
-            out_w,
-            err_out_r,
-            err_out_w,
-            status_r,
-            status_w,
-        })
-    }
-}
-
-/// The cloned child: pid in the parent's namespace and a pidfd for race-free signals.
-struct Child {
-    pid: u32,
-    pidfd: OwnedFd,
-}
-
-impl Child {
-    fn kill(&self) {
-        // SAFETY: signalling through our own pidfd; the process cannot have been reused.
-        unsafe {
-            libc::syscall(
-                libc::SYS_pidfd_send_signal,
-                self.pidfd.as_raw_fd(),
-                libc::SIGKILL,
-                std::ptr::null::<libc::siginfo_t>(),
-                0,
-            )
-        };
-    }
-
-    /// Waits for the child (the pid namespace's init) and returns how it ended, with the
-    /// resources it and the children it reaped used.
-    fn reap(&self) -> (Exit, Option<libc::rusage>) {
-        let mut status: c_int = 0;
-        // SAFETY: rusage is plain old data.
-        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-        loop {
-            // SAFETY: waiting for our own child with valid out-pointers.
-            let rc = unsafe {
-                libc::wait4(
-                    i32::try_from(self.pid).unwrap_or(-1),
-                    &mut status,
-                    0,
-                    &mut usage,
-                )
-            };
-            if rc >= 0 {
-                break;
-            }
-            if io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
-                return (Exit::Signal(libc::SIGKILL), None);
-            }
-        }
-        let exit = if libc::WIFSIGNALED(status) {
-            Exit::Signal(libc::WTERMSIG(status))
-        } else {
-            Exit::Code(libc::WEXITSTATUS(status))
-        };
-        (exit, Some(usage))
-    }
-}
-
-fn spawn(plan: &ChildPlan, pipes: &Pipes) -> Result<Child, SandboxError> {
-    let fds = ChildFds {
-        sync: pipes.sync_r.as_raw_fd(),
-        error: pipes.err_w.as_raw_fd(),
-        pass: pipes.pass_child.as_raw_fd(),
-        stdin: pipes.stdin.as_raw_fd(),
-        stdout: pipes.out_w.as_raw_fd(),
-        stderr: pipes.err_out_w.as_raw_fd(),
-        status: pipes.status_w.as_raw_fd(),
-    };
-    let mut pidfd: c_int = -1;
-    let flags = (CLONE_FLAGS | libc::CLONE_PIDFD | libc::SIGCHLD) as libc::c_ulong;
-    // SAFETY: clone without a new stack behaves like fork: the child runs on a copy of this
-    // stack and executes only `child_main`, which makes raw system calls on data prepared above
-    // and ends in execve or _exit. `pidfd` receives the pidfd (CLONE_PIDFD).
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_clone,
-            flags,
-            0usize,
-            &mut pidfd as *mut c_int,
-            0usize,
-            0usize,
-        )
-    };
-    if rc < 0 {
-        return Err(SandboxError::host(
-            "creating the sandbox's namespaces (clone)",
-            io::Error::last_os_error(),
-        ));
-    }
-    if rc == 0 {
-        child::child_main(plan, &fds);
-    }
-    let pid = u32::try_from(rc).unwrap_or(0);
-    // SAFETY: CLONE_PIDFD stored a new descriptor that nothing else owns.
-    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
-    Ok(Child { pid, pidfd })
-}
-
-/// Reads a failure record from the error pipe; `None` at EOF (the child reached execve).
-fn read_failure(err_r: &OwnedFd) -> Option<(u32, u32, i32)> {
-    let mut buf = [0u8; 12];
-    let mut got = 0usize;
-    while got < buf.len() {
-        let rest = buf.get_mut(got..)?;
-        // SAFETY: reading into the unfilled part of `buf`.
-        let n = unsafe { libc::read(err_r.as_raw_fd(), rest.as_mut_ptr().cast(), rest.len()) };
-        if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
-            continue;
-        }
-        if n <= 0 {
-            break;
-        }
-        got += usize::try_from(n).unwrap_or(0);
-    }
-    if got == 0 {
-        return None;
-    }
-    let word = |i: usize| {
-        let mut w = [0u8; 4];
-        w.copy_from_slice(buf.get(i..i + 4).unwrap_or(&[0; 4]));
-        w
-    };
-    Some((
-        u32::from_ne_bytes(word(0)),
-        u32::from_ne_bytes(word(4)),
-        i32::from_ne_bytes(word(8)),
-    ))
-}
-
-/// Receives the bridge listener and the seccomp listener the child passed, if any.
-fn receive_fds(sock: &OwnedFd) -> (Option<OwnedFd>, Option<OwnedFd>) {
-    let mut data = [0u8; 1];
-    let mut iov = libc::iovec {
-        iov_base: data.as_mut_ptr().cast(),
-        iov_len: 1,
-    };
-    let mut space = [0u64; 8];
-    // SAFETY: msghdr is plain old data.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = space.as_mut_ptr().cast();
-    msg.msg_controllen = std::mem::size_of_val(&space);
-    // SAFETY: every pointer in `msg` refers to live buffers of the stated sizes.
-    let n = unsafe {
-        libc::recvmsg(
-            sock.as_raw_fd(),
-            &mut msg,
-            libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC,
-        )
-    };
-    if n < 1 {
-        return (None, None);
-    }
-    let mut fds = Vec::new();
-    // SAFETY: walking the control messages recvmsg filled in, within `msg_controllen`.
-    unsafe {
-        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
-        while !cmsg.is_null() {
-            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
-                let len = (*cmsg).cmsg_len - libc::CMSG_LEN(0) as usize;
-                let count = len / std::mem::size_of::<RawFd>();
-                let ptr = libc::CMSG_DATA(cmsg).cast::<RawFd>();
-                for i in 0..count {
-                    fds.push(OwnedFd::from_raw_fd(ptr.add(i).read_unaligned()));
-                }
-            }
-            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
-        }
-    }
-    let mut fds = fds.into_iter();
-    let bridge = if data[0] & 1 != 0 { fds.next() } else { None };
-    let notify = if data[0] & 2 != 0 { fds.next() } else { None };
-    (bridge, notify)
-}
-
-/// The command's status as its init reported it; SIGKILL when the init was killed first (the
-/// timeout) and reported nothing.
-fn command_status(status_r: &OwnedFd) -> Exit {
-    let mut buf = [0u8; 4];
-    // SAFETY: reading four bytes into a valid buffer; the write end is closed, so no blocking.
-    let n = unsafe { libc::read(status_r.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-    if n != 4 {
-        return Exit::Signal(libc::SIGKILL);
-    }
-    let status = c_int::from_ne_bytes(buf);
-    if libc::WIFSIGNALED(status) {
-        Exit::Signal(libc::WTERMSIG(status))
-    } else {
-        Exit::Code(libc::WEXITSTATUS(status))
-    }
-}
-
-struct Watched {
-    bytes: u64,
-    truncated: bool,
-    timed_out: bool,
-}
-
-/// Streams output to `sink` up to the cap, kills the tree at the deadline, and returns once
-/// both pipes are closed (every process in the sandbox is gone).
-fn supervise(
-    child: &Child,
-    out: OwnedFd,
-    err: OwnedFd,
-    deadline: Instant,
-    cap: u64,
-    sink: &mut dyn FnMut(Stream, &[u8]),
-) -> Watched {
-    let mut w = Watched {
-        bytes: 0,
-        truncated: false,
-        timed_out: false,
-    };
-    let mut open = [Some(out), Some(err)];
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut killed = false;
-    let mut exited = false;
-    while open.iter().any(Option::is_some) || !exited {
-        let mut pfds: Vec<libc::pollfd> = Vec::with_capacity(3);
-        let mut which = Vec::with_capacity(3);
-        if !exited {
-            pfds.push(libc::pollfd {
-                fd: child.pidfd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            });
-            which.push(usize::MAX);
-        }
-        for (i, fd) in open.iter().enumerate() {
-            if let Some(fd) = fd {
-                pfds.push(libc::pollfd {
-                    fd: fd.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                });
-                which.push(i);
-            }
-        }
-        let now = Instant::now();
-        let wait = if killed {
-            // The tree is dying; pipes close as soon as the kernel has reaped it.
-            Duration::from_millis(100)
-        } else {
-            deadline.saturating_duration_since(now)
-        };
-        let ms = c_int::try_from(wait.as_millis()).unwrap_or(c_int::MAX);
-        // SAFETY: `pfds` is a valid array of `pfds.len()` pollfd structs.
-        let n = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, ms) };
-        if n < 0 {
-            if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            break;
-        }
-        if n == 0 {
-            if !killed && Instant::now() >= deadline {
-                w.timed_out = true;
-                child.kill();
-                killed = true;
-            } else if killed && exited {
-                // Nothing more will come: a pipe left open now could only be held by a process
-                // that escaped the namespace, which the kernel does not allow.
-                break;
-            }
-            continue;
-        }
-        for (p, i) in pfds.iter().zip(which) {
-            if p.revents == 0 {
-                continue;
-            }
-            if i == usize::MAX {
-                // The init of the pid namespace is gone, and with it every process inside.
-                exited = true;
-                continue;
-            }
-            let Some(slot) = open.get_mut(i) else {
-                continue;
-            };
-            let Some(fd) = slot.as_ref() else { continue };
-            // SAFETY: reading into `buf` from an open pipe.
-            let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-            if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            if n <= 0 {
-                *slot = None;
-                continue;
-            }
-            let chunk = buf
-                .get(..usize::try_from(n).unwrap_or(0))
-                .unwrap_or_default();
-            let stream = if i == 0 {
-                Stream::Stdout
-            } else {
-                Stream::Stderr
-            };
-            let room = cap.saturating_sub(w.bytes);
-            let len = chunk.len() as u64;
-            if room > 0 {
-                let keep = usize::try_from(room.min(len)).unwrap_or(chunk.len());
-                sink(stream, chunk.get(..keep).unwrap_or_default());
-            }
-            if len > room && !w.truncated {
-                w.truncated = true;
-                let marker = format!("\n[cordon: output truncated after {cap} bytes]\n");
-                sink(stream, marker.as_bytes());
-            }
-            w.bytes += len;
-        }
-    }
-    w
 }
