@@ -25,6 +25,7 @@ pub struct Config {
     pub tools: ToolsConfig,
     pub secrets: SecretsConfig,
     pub scan: ScanSection,
+    pub sandbox: SandboxSection,
     /// Where the file was read from, for messages.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -78,6 +79,106 @@ impl Default for ScanSection {
             fingerprint_key_file: None,
             exact_env: Vec::new(),
         }
+    }
+}
+
+/// `[sandbox]`: `cordon run` and every tool command.
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SandboxSection {
+    /// The workspace mounted read-write at /workspace. Default: the current directory.
+    pub workspace: Option<PathBuf>,
+    /// The egress proxy's unix socket; without one the sandbox has no network at all.
+    pub proxy_socket: Option<PathBuf>,
+    /// The loopback port inside the sandbox that leads to the proxy.
+    pub bridge_port: u16,
+    /// CA bundle for TLS interception, named in SSL_CERT_FILE and friends inside.
+    pub ca_file: Option<PathBuf>,
+    /// Host paths shown read-only at the same path (toolchains such as ~/.rustup).
+    pub read_only_paths: Vec<PathBuf>,
+    /// Host variables passed through by name.
+    pub pass_env: Vec<String>,
+    /// Variables set for every command.
+    pub env: std::collections::BTreeMap<String, String>,
+    pub timeout_secs: u64,
+    pub output_kib: u64,
+    pub memory_mib: u64,
+    pub pids: u64,
+    pub cpu_secs: u64,
+    pub file_size_mib: u64,
+    pub tmp_mib: u64,
+    pub open_files: u64,
+    /// The lowest landlock ABI accepted without a downgrade.
+    pub min_landlock_abi: u8,
+    /// Features the operator accepts running without: "landlock", "protected-creation".
+    pub allow_weaker: Vec<String>,
+}
+
+impl Default for SandboxSection {
+    fn default() -> Self {
+        let d = cordon_sandbox::SandboxConfig::new(".");
+        SandboxSection {
+            workspace: None,
+            proxy_socket: None,
+            bridge_port: d.bridge_port,
+            ca_file: None,
+            read_only_paths: Vec::new(),
+            pass_env: d.pass_env,
+            env: std::collections::BTreeMap::new(),
+            timeout_secs: d.limits.timeout.as_secs(),
+            output_kib: d.limits.output_bytes / 1024,
+            memory_mib: d.limits.memory_bytes >> 20,
+            pids: d.limits.pids,
+            cpu_secs: d.limits.cpu_seconds,
+            file_size_mib: d.limits.file_size_bytes >> 20,
+            tmp_mib: d.limits.tmp_bytes >> 20,
+            open_files: d.limits.open_files,
+            min_landlock_abi: d.min_landlock_abi,
+            allow_weaker: Vec::new(),
+        }
+    }
+}
+
+impl SandboxSection {
+    /// The library configuration, with `protected` from the files policy.
+    pub fn sandbox_config(
+        &self,
+        workspace: PathBuf,
+        protected: Vec<String>,
+        allow_weaker: &[String],
+    ) -> Result<cordon_sandbox::SandboxConfig> {
+        let mut c = cordon_sandbox::SandboxConfig::new(workspace);
+        c.proxy_socket = self.proxy_socket.clone();
+        c.bridge_port = self.bridge_port;
+        c.ca_file = self.ca_file.clone();
+        c.read_only_paths = self.read_only_paths.clone();
+        c.pass_env = self.pass_env.clone();
+        c.env = self
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        c.protected = protected;
+        c.min_landlock_abi = self.min_landlock_abi;
+        let l = &mut c.limits;
+        l.timeout = Duration::from_secs(self.timeout_secs.max(1));
+        l.output_bytes = self.output_kib.saturating_mul(1024);
+        l.memory_bytes = self.memory_mib.saturating_mul(1 << 20);
+        l.pids = self.pids;
+        l.cpu_seconds = self.cpu_secs;
+        l.file_size_bytes = self.file_size_mib.saturating_mul(1 << 20);
+        l.tmp_bytes = self.tmp_mib.saturating_mul(1 << 20);
+        l.open_files = self.open_files;
+        for feature in self.allow_weaker.iter().chain(allow_weaker) {
+            match feature.as_str() {
+                "landlock" => c.downgrades.landlock = true,
+                "protected-creation" => c.downgrades.protected_creation = true,
+                other => bail!(
+                    "unknown weaker level {other:?} (expected \"landlock\" or \"protected-creation\")"
+                ),
+            }
+        }
+        Ok(c)
     }
 }
 

@@ -38,6 +38,8 @@ enum Command {
     /// Verify, follow and search the audit log.
     #[command(subcommand)]
     Audit(cmd::audit::AuditCmd),
+    /// Run one command in the sandbox, through the egress proxy, and exit with its status.
+    Run(cmd::run::RunArgs),
     /// Report which isolation features this host supports, and why not.
     Doctor(cmd::doctor::DoctorArgs),
     /// Scan files, directories or stdin for secrets. Exit 1 when something is found.
@@ -71,6 +73,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Policy(c) => c.run(&ctx),
         Command::Audit(c) => c.run(&ctx),
+        Command::Run(a) => a.run(&ctx),
         Command::Doctor(a) => a.run(&ctx),
         Command::Scan(a) => a.run(&ctx),
     };

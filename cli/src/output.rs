@@ -38,3 +38,15 @@ pub fn progress(text: &str) {
     let _ = write!(err, "\r\x1b[2K{text}");
     let _ = err.flush();
 }
+
+/// Bytes of a sandboxed command's output, passed through as they arrive. A closed pipe drops
+/// the rest: the command still runs to its end and its audit record is still written.
+pub fn passthrough(stderr: bool, bytes: &[u8]) {
+    let _ = if stderr {
+        let mut err = std::io::stderr().lock();
+        err.write_all(bytes).and_then(|()| err.flush())
+    } else {
+        let mut out = std::io::stdout().lock();
+        out.write_all(bytes).and_then(|()| out.flush())
+    };
+}

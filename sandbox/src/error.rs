@@ -37,7 +37,7 @@ pub enum SandboxError {
     #[error("invalid sandbox request: {0}")]
     Invalid(String),
     /// The sandbox's setup failed in the child before the command ran.
-    #[error("sandbox setup failed while {stage}: {source}")]
+    #[error("sandbox setup failed while {stage}")]
     Setup {
         /// The setup step, e.g. "mounting /usr read-only".
         stage: String,
@@ -46,7 +46,7 @@ pub enum SandboxError {
         source: io::Error,
     },
     /// The command could not be executed inside the sandbox (not found, not executable).
-    #[error("cannot execute {program} in the sandbox: {source}")]
+    #[error("cannot execute {program} in the sandbox")]
     Exec {
         /// The program as given (argv[0]).
         program: String,
@@ -55,7 +55,7 @@ pub enum SandboxError {
         source: io::Error,
     },
     /// A host-side operation failed (pipes, clone, cgroup files, the stage directory).
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Host {
         /// What cordon was doing.
         what: String,

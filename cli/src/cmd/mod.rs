@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod doctor;
 pub mod policy;
+pub mod run;
 pub mod scan;
 
 use std::path::PathBuf;

@@ -1,5 +1,6 @@
 mod audit;
 mod policy;
+mod run;
 mod scan;
 
 use std::path::{Path, PathBuf};

@@ -354,11 +354,12 @@ fn doctor_reports_each_feature() {
     assert!(matches!(run.code(), 0 | 1), "{}", run.stderr());
     let out = run.stdout();
     for feature in [
-        "user namespaces",
-        "network namespaces",
+        "user namespace",
+        "network namespace",
         "landlock",
         "seccomp",
-        "cgroup v2",
+        "cgroups",
+        "sandboxed run",
         "policies",
         "audit log",
     ] {

@@ -1,0 +1,172 @@
+//! `cordon run` and `cordon doctor` end to end: the real binary, a real sandbox, the audit log.
+
+use super::*;
+
+fn records(env: &Env) -> Vec<serde_json::Value> {
+    cordon_audit::read::records(&env.log(), false).unwrap()
+}
+
+fn workspace(env: &Env) -> String {
+    let ws = env.path("ws");
+    std::fs::create_dir_all(ws.join(".github/workflows")).unwrap();
+    std::fs::write(ws.join(".github/workflows/ci.yml"), "on: push\n").unwrap();
+    std::fs::write(ws.join("notes.txt"), "from the host\n").unwrap();
+    ws.to_str().unwrap().to_owned()
+}
+
+#[test]
+fn runs_a_command_streams_output_and_returns_its_status() {
+    let env = Env::new();
+    let ws = workspace(&env);
+    let r = env.run(&[
+        "run",
+        "--workspace",
+        &ws,
+        "--",
+        "sh",
+        "-c",
+        "cat notes.txt; echo to-stderr >&2; echo made > out.txt; exit 7",
+    ]);
+    r.expect(7);
+    assert_eq!(r.stdout(), "from the host\n");
+    assert!(r.stderr().contains("to-stderr"));
+    assert_eq!(
+        std::fs::read_to_string(env.path("ws/out.txt")).unwrap(),
+        "made\n"
+    );
+    let rec = records(&env);
+    let last = rec.last().unwrap();
+    assert_eq!(last["kind"], "sandbox");
+    assert_eq!(last["actor"], "cli");
+    assert_eq!(last["outcome"], "exit 7");
+    assert_eq!(last["detail"]["level"], "full");
+    assert_eq!(last["detail"]["isolation"]["protected_mounts"], 1);
+}
+
+#[test]
+fn the_files_policy_decides_what_stays_read_only() {
+    let env = Env::new();
+    let ws = workspace(&env);
+    let r = env.run(&[
+        "run",
+        "--workspace",
+        &ws,
+        "--",
+        "sh",
+        "-c",
+        "echo evil >> .github/workflows/ci.yml || echo refused; echo evil > .gitlab-ci.yml || echo refused2",
+    ]);
+    r.expect(0);
+    assert_eq!(r.stdout(), "refused\nrefused2\n", "{}", r.stderr());
+    assert_eq!(
+        std::fs::read_to_string(env.path("ws/.github/workflows/ci.yml")).unwrap(),
+        "on: push\n"
+    );
+    // A pattern added in cordon.toml is protected too.
+    env.write("cordon.toml", "[files]\nprotect = [\"secrets/**\"]\n");
+    std::fs::create_dir_all(env.path("ws/secrets")).unwrap();
+    let r = env.run(&[
+        "--config",
+        "cordon.toml",
+        "run",
+        "--workspace",
+        &ws,
+        "--",
+        "sh",
+        "-c",
+        "echo x > secrets/new || echo refused",
+    ]);
+    assert_eq!(r.stdout(), "refused\n", "{}", r.stderr());
+}
+
+#[test]
+fn a_missing_program_and_a_timeout_have_their_own_status() {
+    let env = Env::new();
+    let ws = workspace(&env);
+    env.run(&["run", "--workspace", &ws, "--", "no-such-program"])
+        .fails(127, "cannot execute no-such-program");
+    let r = env.run(&[
+        "run",
+        "--workspace",
+        &ws,
+        "--timeout",
+        "0.3",
+        "--",
+        "sleep",
+        "30",
+    ]);
+    r.fails(137, "timed out");
+    let rec = records(&env);
+    assert_eq!(rec[0]["outcome"], "not found");
+    assert_eq!(rec[1]["outcome"], "timeout");
+    env.run(&["run", "--workspace", &ws, "--timeout=-1", "--", "true"])
+        .fails(125, "--timeout must be a positive number");
+}
+
+#[test]
+fn secrets_in_the_command_line_never_reach_the_audit_log() {
+    let env = Env::new();
+    let ws = workspace(&env);
+    let token = "ghp_abcdefghijklmnopqrstuvwxyz0123456789";
+    env.run(&["run", "--workspace", &ws, "--", "echo", token])
+        .expect(0);
+    let text = std::fs::read_to_string(env.log()).unwrap();
+    assert!(!text.contains(token), "{text}");
+    assert!(text.contains("[REDACTED:github-pat]"));
+}
+
+#[test]
+fn bad_requests_get_clear_errors() {
+    let env = Env::new();
+    let ws = workspace(&env);
+    env.run(&["run", "--workspace", &ws, "--cwd", "../..", "--", "true"])
+        .fails(125, "must be relative to the workspace");
+    env.run(&["run", "--workspace", "/nonexistent/ws", "--", "true"])
+        .fails(125, "/nonexistent/ws");
+    env.run(&[
+        "run",
+        "--workspace",
+        &ws,
+        "--allow-weaker",
+        "seccomp",
+        "--",
+        "true",
+    ])
+    .fails(125, "unknown weaker level");
+    env.write("cordon.toml", "[sandbox]\nmemory_mb = 5\n");
+    env.run(&["--config", "cordon.toml", "run", "--", "true"])
+        .fails(125, "unknown field `memory_mb`");
+    // A policy set without the protected list is refused, not read as "nothing protected".
+    std::fs::remove_file(env.path("cordon.toml")).unwrap();
+    env.write(
+        "pol/files.rego",
+        "package cordon.files\nimport rego.v1\ndefault deny := set()\n",
+    );
+    let mut cmd = env.command(&["run", "--workspace", &ws, "--", "true"]);
+    cmd.env("CORDON_POLICY_DIR", env.path("pol"));
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(125));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("data.cordon.files.protected"), "{stderr}");
+}
+
+#[test]
+fn doctor_tries_a_real_sandboxed_run() {
+    let env = Env::new();
+    let r = env.run(&["doctor"]);
+    r.expect(0);
+    let out = r.stdout();
+    for feature in [
+        "user namespace",
+        "network namespace",
+        "landlock",
+        "seccomp user notification",
+        "sandboxed run",
+    ] {
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with("ok") && l.contains(feature)),
+            "{feature}: {out}"
+        );
+    }
+}
