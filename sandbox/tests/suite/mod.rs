@@ -1,4 +1,5 @@
 mod filesystem;
+mod hardening;
 mod harness;
 mod kernel;
 mod limits;

@@ -170,6 +170,16 @@ fn blocks_host_unix_sockets() {
     assert!(named.accept().is_err() && abstract_listener.accept().is_err());
 }
 
+/// Reads an HTTP request head, up to and including the blank line.
+fn read_head(conn: &mut impl Read) -> String {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).unwrap_or(0) == 1 {
+        head.push(byte[0]);
+    }
+    String::from_utf8_lossy(&head).into_owned()
+}
+
 /// An HTTP server on the host's loopback that answers every request with `body`.
 fn http_server(body: &'static str, hits: Arc<AtomicU64>) -> u16 {
     let server = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -178,8 +188,7 @@ fn http_server(body: &'static str, hits: Arc<AtomicU64>) -> u16 {
         for conn in server.incoming() {
             let Ok(mut conn) = conn else { return };
             hits.fetch_add(1, Ordering::SeqCst);
-            let mut buf = [0u8; 4096];
-            let _ = conn.read(&mut buf);
+            read_head(&mut conn);
             let _ = write!(
                 conn,
                 "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -201,12 +210,7 @@ fn test_proxy(
     std::thread::spawn(move || {
         for conn in listener.incoming() {
             let Ok(mut conn) = conn else { return };
-            let mut head = Vec::new();
-            let mut byte = [0u8; 1];
-            while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).unwrap_or(0) == 1 {
-                head.push(byte[0]);
-            }
-            let head = String::from_utf8_lossy(&head).into_owned();
+            let head = read_head(&mut conn);
             let line = head.lines().next().unwrap_or_default().to_owned();
             seen.lock().unwrap().push(line.clone());
             let target = line.split(' ').nth(1).unwrap_or("/");
@@ -215,11 +219,9 @@ fn test_proxy(
                 .nth(3)
                 .map_or("/".to_owned(), |p| format!("/{p}"));
             let mut up = std::net::TcpStream::connect(("127.0.0.1", upstream_port)).unwrap();
-            write!(
-                up,
-                "GET {path} HTTP/1.1\r\nHost: upstream\r\nConnection: close\r\n\r\n"
-            )
-            .unwrap();
+            let request =
+                format!("GET {path} HTTP/1.1\r\nHost: upstream\r\nConnection: close\r\n\r\n");
+            up.write_all(request.as_bytes()).unwrap();
             let mut resp = Vec::new();
             up.read_to_end(&mut resp).unwrap();
             conn.write_all(&resp).unwrap();
@@ -242,7 +244,7 @@ fn reaches_a_host_server_only_through_the_bridge() {
     let (r, event) = audited(
         &sb,
         &format!(
-            "echo proxy=$HTTP_PROXY; curl -s -m 5 http://upstream.test/hello; echo; \
+            "echo proxy=$HTTP_PROXY; curl -sS -m 5 http://upstream.test/hello; echo; \
              curl -s -m 2 --noproxy '*' http://127.0.0.1:{port}/ && echo DIRECT; echo done"
         ),
     );
