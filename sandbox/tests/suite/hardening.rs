@@ -11,7 +11,7 @@ use super::harness::*;
 
 #[test]
 fn blocks_the_host_environment() {
-    // SAFETY (test): set before any sandbox thread reads the environment of this process.
+    // SAFETY: set before any sandbox thread of this test process reads the environment.
     unsafe { std::env::set_var("AWS_SECRET_ACCESS_KEY", "host-only-value") };
     let ws = Ws::new();
     let sb = ws.sandbox();
@@ -87,7 +87,7 @@ fn proxy_and_ca_variables_point_inside() {
 fn blocks_inherited_descriptors_and_the_callers_terminal() {
     // A descriptor the caller left open without close-on-exec must not reach the command.
     let leaked = std::fs::File::open("/etc/hostname").unwrap();
-    // SAFETY (test): duplicating a descriptor this test owns to 77 or above, without
+    // SAFETY: duplicating a descriptor this test owns to 77 or above, without
     // close-on-exec (F_DUPFD).
     let fd = unsafe { dup_inheritable(leaked.as_raw_fd(), 77) };
     assert!(fd >= 77);
