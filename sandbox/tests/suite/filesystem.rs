@@ -270,3 +270,76 @@ fn blocks_writes_to_worktree_gitdir_config() {
     );
     assert!(!ws.join(".git/worktrees/other/config.worktree").exists());
 }
+
+#[test]
+fn created_names_behave_as_the_kernel_would() {
+    // Calls that create names are performed by the supervisor; what the command sees must not
+    // change: redirections to devices and its own descriptors, the umask, ownership, directory
+    // descriptors, FIFOs.
+    let ws = ci_workspace();
+    let sb = ws.sandbox();
+    let (r, _) = audited(
+        &sb,
+        "echo to-null > /dev/null && echo to-stderr > /dev/stderr && echo to-fd1 > /dev/fd/1 && \
+         echo to-self > /proc/self/fd/1 && \
+         umask 027 && mkdir d && touch f && ln -s f l && ln f hard && mv f g && \
+         stat -c '%a %U %n' d g l && \
+         python3 -c 'import os; fd = os.open(\"d\", os.O_RDONLY); os.mkdir(\"sub\", dir_fd=fd); \
+os.close(os.open(\"made\", os.O_CREAT | os.O_WRONLY, 0o600, dir_fd=fd)); print(sorted(os.listdir(\"d\")))' && \
+         mkfifo p && timeout 5 sh -c 'echo x > p' 2>/dev/null; echo fifo=$? && \
+         mkdir d 2>/dev/null; echo again=$? && echo done",
+    );
+    r.ok();
+    let out = &r.stdout;
+    for line in [
+        "to-fd1",
+        "to-self",
+        "750 cordon d",
+        "640 cordon g",
+        "['made', 'sub']",
+        "again=1",
+        "done",
+    ] {
+        assert!(out.contains(line), "{line}: {out}\n{}", r.stderr);
+    }
+    assert!(r.stderr.contains("to-stderr"), "{}", r.stderr);
+    // A writer with no reader gets an error at once instead of stalling every other call.
+    assert!(!out.contains("fifo=124"), "{out}");
+    assert!(ws.join("d/sub").is_dir() && ws.join("d/made").is_file() && ws.join("hard").is_file());
+}
+
+#[test]
+fn blocks_a_racing_thread_swapping_the_path() {
+    // One thread keeps creating "ok.yml" while another rewrites the same buffer to name a
+    // protected file: the supervisor reads the path once and acts on what it checked.
+    let ws = Ws::new();
+    let sb = ws.sandbox();
+    let script = r#"
+import ctypes, os, threading, time
+libc = ctypes.CDLL(None, use_errno=True)
+buf = ctypes.create_string_buffer(64)
+buf.value = b"ok.yml"
+stop = time.time() + 1.5
+def flip():
+    while time.time() < stop:
+        ctypes.memmove(buf, b".gitlab-ci.yml\0", 15)
+        ctypes.memmove(buf, b"ok.yml\0", 7)
+t = threading.Thread(target=flip); t.start()
+n = 0
+while time.time() < stop:
+    fd = libc.open(buf, os.O_CREAT | os.O_WRONLY, 0o644)
+    if fd >= 0:
+        os.close(fd)
+    n += 1
+t.join()
+print("calls", n)
+"#;
+    let (r, _) = audited(&sb, &format!("python3 -c '{script}'"));
+    r.ok();
+    assert!(r.stdout.contains("calls"), "{}", r.stderr);
+    assert!(
+        !ws.join(".gitlab-ci.yml").exists(),
+        "the race created a protected file"
+    );
+    assert!(ws.join("ok.yml").exists());
+}
