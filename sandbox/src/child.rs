@@ -102,49 +102,39 @@ pub(crate) enum Stage {
 }
 
 impl Stage {
-    pub(crate) fn from_u32(v: u32) -> Option<Stage> {
-        use Stage::*;
-        [
-            Wait,
-            Session,
-            Stdio,
-            Propagation,
-            Step,
-            Pivot,
-            LateStep,
-            Hostname,
-            Loopback,
-            Bridge,
-            Chdir,
-            Rlimit,
-            Groups,
-            Ids,
-            Caps,
-            NoNewPrivs,
-            Landlock,
-            Seccomp,
-            Pass,
-            Fds,
-            Init,
-            Exec,
-        ]
-        .into_iter()
-        .find(|s| *s as u32 == v)
+    /// Each stage and what it does, for error messages; also decodes the error pipe.
+    const ALL: [(Stage, &'static str); 22] = [
+        (Stage::Wait, "waiting for the parent or the command"),
+        (Stage::Session, "starting a new session"),
+        (Stage::Stdio, "connecting stdin, stdout and stderr"),
+        (Stage::Propagation, "making the mount table private"),
+        (Stage::Step, "building the root"),
+        (Stage::Pivot, "switching to the new root (pivot_root)"),
+        (Stage::LateStep, "sealing the new root"),
+        (Stage::Hostname, "setting the host name"),
+        (Stage::Loopback, "bringing up the loopback interface"),
+        (Stage::Bridge, "listening on the bridge port"),
+        (Stage::Chdir, "entering the working directory"),
+        (Stage::Rlimit, "setting resource limits"),
+        (Stage::Groups, "dropping supplementary groups"),
+        (Stage::Ids, "switching to the sandbox user"),
+        (Stage::Caps, "dropping capabilities"),
+        (Stage::NoNewPrivs, "setting no_new_privs"),
+        (Stage::Landlock, "applying the landlock rules"),
+        (Stage::Seccomp, "installing the seccomp filter"),
+        (Stage::Pass, "passing descriptors to the parent"),
+        (Stage::Fds, "closing inherited descriptors"),
+        (
+            Stage::Init,
+            "starting the command under the namespace's init",
+        ),
+        (Stage::Exec, "executing the command"),
+    ];
+
+    /// The stage written as `v`, with its description.
+    pub(crate) fn decode(v: u32) -> Option<(Stage, &'static str)> {
+        Self::ALL.into_iter().find(|(s, _)| *s as u32 == v)
     }
-}
-
-#[repr(C)]
-struct CapHeader {
-    version: u32,
-    pid: c_int,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct CapData {
-    effective: u32,
-    permitted: u32,
-    inheritable: u32,
 }
 
 #[repr(C, packed)]
@@ -153,7 +143,6 @@ struct PathBeneath {
     parent_fd: i32,
 }
 
-const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
 const LANDLOCK_RULE_PATH_BENEATH: c_int = 1;
 const AT_RECURSIVE: c_int = 0x8000;
 
@@ -568,22 +557,7 @@ pub(crate) fn child_main(plan: &ChildPlan, fds: &ChildFds) -> ! {
             1,
         );
     }
-    let header = CapHeader {
-        version: LINUX_CAPABILITY_VERSION_3,
-        pid: 0,
-    };
-    let data = [CapData {
-        effective: 0,
-        permitted: 0,
-        inheritable: 0,
-    }; 2];
-    // SAFETY: capset reads a valid header and two data structs (version 3 layout).
-    check_long(
-        unsafe { libc::syscall(libc::SYS_capset, &header as *const CapHeader, data.as_ptr()) },
-        fds,
-        Stage::Caps,
-        101,
-    );
+    check_long(crate::caps::clear_thread(), fds, Stage::Caps, 101);
     // SAFETY: prctl with integer arguments.
     unsafe {
         check(

@@ -9,6 +9,17 @@ use std::time::Duration;
 /// The fixed path at which the workspace appears inside every sandbox.
 pub const WORKSPACE: &str = "/workspace";
 
+/// The host device nodes bind-mounted into the sandbox's private `/dev`, and the only files
+/// outside the writable directories that landlock lets it write.
+pub(crate) const DEVICE_NODES: &[&str] = &[
+    "/dev/null",
+    "/dev/zero",
+    "/dev/full",
+    "/dev/random",
+    "/dev/urandom",
+    "/dev/tty",
+];
+
 /// The default loopback port of the bridge to the egress proxy inside the sandbox.
 pub const DEFAULT_BRIDGE_PORT: u16 = 3128;
 

@@ -85,14 +85,7 @@ pub(crate) fn plan(abi: u8, bridge_port: Option<u16>) -> Result<Plan, SandboxErr
     for dir in [crate::config::WORKSPACE, "/tmp", "/dev/shm"] {
         rules.push(rule(dir, writable));
     }
-    for dev in [
-        "/dev/null",
-        "/dev/zero",
-        "/dev/full",
-        "/dev/random",
-        "/dev/urandom",
-        "/dev/tty",
-    ] {
+    for dev in crate::config::DEVICE_NODES {
         rules.push(rule(dev, devices & file));
     }
     rules.push(rule("/dev/pts", read | devices));

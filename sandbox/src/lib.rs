@@ -26,6 +26,7 @@
 
 mod audit;
 mod bridge;
+mod caps;
 mod cgroup;
 mod child;
 mod config;

@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 
 use crate::SandboxError;
-use crate::config::WORKSPACE;
+use crate::config::{DEVICE_NODES, WORKSPACE};
 use crate::protect::Protected;
 
 const MAX_PATH: usize = 4096;
@@ -37,15 +37,6 @@ const MAX_LINKS: usize = 40;
 
 /// Directories landlock lets the sandbox write; the supervisor creates nothing elsewhere.
 const WRITABLE: &[&str] = &[WORKSPACE, "/tmp", "/dev/shm"];
-/// Device nodes landlock lets the sandbox open for writing (shells open `/dev/null` with O_CREAT).
-const DEVICES: &[&str] = &[
-    "/dev/null",
-    "/dev/zero",
-    "/dev/full",
-    "/dev/random",
-    "/dev/urandom",
-    "/dev/tty",
-];
 
 /// A running supervisor thread for one sandbox.
 pub(crate) struct Supervisor {
@@ -118,20 +109,6 @@ impl Drop for Supervisor {
     }
 }
 
-#[repr(C)]
-struct CapHeader {
-    version: u32,
-    pid: i32,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct CapData {
-    effective: u32,
-    permitted: u32,
-    inheritable: u32,
-}
-
 /// Gives this thread (only) its own umask and no capabilities. Raw system calls: glibc's
 /// wrappers would apply the change to every thread of the process.
 fn unprivileged_thread() -> io::Result<()> {
@@ -141,17 +118,7 @@ fn unprivileged_thread() -> io::Result<()> {
     }
     // SAFETY: umask on this thread's own fs_struct, now unshared.
     unsafe { libc::umask(0) };
-    let header = CapHeader {
-        version: 0x2008_0522,
-        pid: 0,
-    };
-    let data = [CapData {
-        effective: 0,
-        permitted: 0,
-        inheritable: 0,
-    }; 2];
-    // SAFETY: capset with pid 0 changes the calling thread only; valid header and data.
-    if unsafe { libc::syscall(libc::SYS_capset, &header as *const CapHeader, data.as_ptr()) } != 0 {
+    if crate::caps::clear_thread() != 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(())
@@ -484,7 +451,10 @@ impl Session {
         {
             return Ok(self.refuse("creating", rel));
         }
-        let device = DEVICES.iter().any(|d| t.full.as_slice() == d.as_bytes());
+        // Shells open `/dev/null` with O_CREAT; landlock lets the sandbox write the device nodes.
+        let device = DEVICE_NODES
+            .iter()
+            .any(|d| t.full.as_slice() == d.as_bytes());
         if !device {
             t.writable()?;
         }

@@ -22,8 +22,6 @@ const NODEV: u64 = libc::MOUNT_ATTR_NODEV;
 const SYSTEM: &[&str] = &[
     "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt",
 ];
-/// Device nodes bind-mounted from the host into the private `/dev`.
-const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
 /// Host files hidden behind an empty file: credentials and privilege configuration.
 const MASKED_FILES: &[&str] = &[
     "/etc/shadow",
@@ -260,11 +258,11 @@ pub(crate) fn root_steps(
     let dev = Path::new("/dev");
     b.mkdir(dev)?;
     b.mount("tmpfs", dev, libc::MS_NOSUID, "mode=0755,size=64k")?;
-    for node in DEVICES {
-        let host = dev.join(node);
+    for node in crate::config::DEVICE_NODES {
+        let host = Path::new(node);
         if host.exists() {
-            b.touch(&host)?;
-            b.bind(&host, &host, NOSUID)?;
+            b.touch(host)?;
+            b.bind(host, host, NOSUID)?;
         }
     }
     for (name, target) in [

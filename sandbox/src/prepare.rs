@@ -250,9 +250,9 @@ pub(crate) fn describe(
 ) -> SandboxError {
     let source = io::Error::from_raw_os_error(errno);
     let index = index as usize;
-    let stage = ChildStage::from_u32(stage);
+    let stage = ChildStage::decode(stage);
     let text = match stage {
-        Some(ChildStage::Exec) => {
+        Some((ChildStage::Exec, _)) => {
             return SandboxError::Exec {
                 program: program
                     .map(|p| p.to_string_lossy().into_owned())
@@ -260,11 +260,9 @@ pub(crate) fn describe(
                 source,
             };
         }
-        Some(ChildStage::Step) => what.get(index).cloned().unwrap_or_default(),
-        Some(ChildStage::LateStep) => late_what.get(index).cloned().unwrap_or_default(),
-        Some(ChildStage::Landlock) => "applying the landlock rules".into(),
-        Some(ChildStage::Seccomp) => "installing the seccomp filter".into(),
-        Some(s) => format!("{s:?}").to_lowercase(),
+        Some((ChildStage::Step, _)) => what.get(index).cloned().unwrap_or_default(),
+        Some((ChildStage::LateStep, _)) => late_what.get(index).cloned().unwrap_or_default(),
+        Some((_, text)) => text.to_owned(),
         None => "setting up".into(),
     };
     SandboxError::Setup {

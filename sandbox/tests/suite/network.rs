@@ -14,6 +14,14 @@ fn py(code: &str) -> String {
     format!("python3 -c '{code}'")
 }
 
+/// A Python attempt to connect a `family` socket to `address` (a Python expression); prints
+/// CONNECTED or "refused ERRNO".
+fn connect_probe(family: &str, address: &str) -> String {
+    py(&format!(
+        "import socket\ns = socket.socket({family})\ns.settimeout(2)\ntry:\n s.connect({address}); print(\"CONNECTED\")\nexcept OSError as e: print(\"refused\", e.errno)"
+    ))
+}
+
 #[test]
 fn blocks_raw_and_packet_sockets() {
     let ws = Ws::new();
@@ -61,9 +69,7 @@ fn blocks_direct_tcp_to_the_host_ignoring_the_proxy() {
         &format!(
             "env -u HTTP_PROXY -u http_proxy curl -s -m 2 http://127.0.0.1:{port}/ && echo REACHED; \
              {}; echo done",
-            py(&format!(
-                "import socket\ns = socket.socket()\ns.settimeout(2)\ntry:\n s.connect((\"127.0.0.1\", {port})); print(\"CONNECTED\")\nexcept OSError as e: print(\"refused\", e.errno)"
-            ))
+            connect_probe("socket.AF_INET", &format!("(\"127.0.0.1\", {port})"))
         ),
     );
     assert!(
@@ -125,9 +131,7 @@ fn blocks_ipv6() {
         &format!(
             "curl -s -m 2 --noproxy '*' http://[::1]:{port}/ && echo REACHED; \
              {}; echo done",
-            py(&format!(
-                "import socket\ns = socket.socket(socket.AF_INET6)\ns.settimeout(2)\ntry:\n s.connect((\"::1\", {port})); print(\"CONNECTED\")\nexcept OSError as e: print(\"refused\", e.errno)"
-            ))
+            connect_probe("socket.AF_INET6", &format!("(\"::1\", {port})"))
         ),
     );
     assert!(
@@ -156,13 +160,8 @@ fn blocks_host_unix_sockets() {
         &sb,
         &format!(
             "{}; {}; echo done",
-            py(&format!(
-                "import socket\ns = socket.socket(socket.AF_UNIX)\ntry:\n s.connect(\"{}\"); print(\"CONNECTED\")\nexcept OSError as e: print(\"refused\", e.errno)",
-                path.display()
-            )),
-            py(&format!(
-                "import socket\ns = socket.socket(socket.AF_UNIX)\ntry:\n s.connect(\"\\0{abstract_name}\"); print(\"CONNECTED\")\nexcept OSError as e: print(\"refused\", e.errno)"
-            ))
+            connect_probe("socket.AF_UNIX", &format!("\"{}\"", path.display())),
+            connect_probe("socket.AF_UNIX", &format!("\"\\0{abstract_name}\"")),
         ),
     );
     assert!(!r.stdout.contains("CONNECTED"), "{}", r.stdout);
