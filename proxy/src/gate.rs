@@ -1,0 +1,149 @@
+//! Where the proxy asks policy and writes the audit log. Evaluation and the audit writer are
+//! synchronous (a decision takes microseconds to a few milliseconds, an fsynced record about
+//! half a millisecond), so both run on tokio's blocking pool, off the connection tasks.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use cordon_audit::{
+    AuditLog, DecisionRecord, Event, Finding as AuditFinding, Fingerprint, Kind, RuleId,
+};
+use cordon_policy::input::{Channel, FindingInput, NetworkInput, Phase, SecretsInput};
+use cordon_policy::{AreaInput, Context, Decision, Policy};
+
+use crate::scan::Found;
+
+/// Policy and audit for one proxy.
+#[derive(Debug, Clone)]
+pub struct Gate {
+    policy: Arc<Policy>,
+    audit: Option<Arc<AuditLog>>,
+    ctx: Context,
+}
+
+impl Gate {
+    /// Decisions from `policy`, records to `audit` (none: records are dropped, for tests of the
+    /// decision path only; the binary always passes a log).
+    pub fn new(policy: Arc<Policy>, audit: Option<Arc<AuditLog>>, sandbox: Option<String>) -> Gate {
+        Gate {
+            policy,
+            audit,
+            ctx: Context {
+                sandbox,
+                actor: Some("proxy".into()),
+            },
+        }
+    }
+
+    async fn decide(&self, input: AreaInput) -> Decision {
+        let (policy, ctx) = (Arc::clone(&self.policy), self.ctx.clone());
+        let area = input.area();
+        match tokio::task::spawn_blocking(move || policy.decide(&ctx, &input)).await {
+            Ok(d) => d,
+            // A panicked evaluation is a failed one: deny.
+            Err(_) => Decision::fallback(
+                area,
+                cordon_policy::Fallback::EvalError,
+                "policy evaluation did not complete",
+                "none",
+            ),
+        }
+    }
+
+    /// The `network` decision for `host:port` at `phase`.
+    pub async fn network(
+        &self,
+        phase: Phase,
+        host: &str,
+        port: u16,
+        ips: &[IpAddr],
+        request: Option<RequestInfo>,
+    ) -> Decision {
+        let mut input = NetworkInput::connect(host, port, ips.to_vec());
+        input.phase = phase;
+        if let Some(r) = request {
+            input.scheme = Some(r.scheme);
+            input.method = Some(r.method);
+            input.path = Some(r.path);
+            input.headers = r.headers;
+        }
+        self.decide(AreaInput::Network(input)).await
+    }
+
+    /// The `secrets` decision for findings in a request to `destination`.
+    pub async fn secrets(&self, destination: &str, found: &[Found]) -> Decision {
+        let input = SecretsInput {
+            channel: Channel::Egress,
+            destination: destination.to_owned(),
+            findings: found
+                .iter()
+                .map(|f| FindingInput {
+                    rule: f.rule.clone(),
+                    fingerprint: f.fingerprint.clone(),
+                    location: Some(f.location.clone()),
+                    entropy: Some(f.entropy),
+                })
+                .collect(),
+        };
+        self.decide(AreaInput::Secrets(input)).await
+    }
+
+    /// Writes `event`; an error means the operation must not go ahead (or, after the fact, is
+    /// logged loudly).
+    pub async fn record(&self, event: Event) -> Result<(), String> {
+        let Some(log) = self.audit.clone() else {
+            return Ok(());
+        };
+        let event = event.actor("proxy");
+        let event = match &self.ctx.sandbox {
+            Some(s) => event.sandbox(s.clone()),
+            None => event,
+        };
+        match tokio::task::spawn_blocking(move || log.append(event)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("the audit writer task failed".into()),
+        }
+    }
+}
+
+/// What the request phase adds to a network decision.
+#[derive(Debug, Clone)]
+pub struct RequestInfo {
+    /// `http`.
+    pub scheme: String,
+    /// Upper-case method.
+    pub method: String,
+    /// Path with query.
+    pub path: String,
+    /// Header names lower-case; repeated values joined with ", ". Values of credential headers
+    /// are never passed: policy sees that they are present, not what they hold.
+    pub headers: std::collections::BTreeMap<String, String>,
+}
+
+/// The audit form of a decision.
+pub fn decision_record(d: &Decision) -> DecisionRecord {
+    DecisionRecord {
+        allow: d.allow,
+        reasons: d.reasons.clone(),
+        policy: d.policy.clone(),
+    }
+}
+
+/// The audit form of findings: rule id and fingerprint only.
+pub fn audit_findings(found: &[Found]) -> Vec<AuditFinding> {
+    found
+        .iter()
+        .filter_map(|f| {
+            Some(AuditFinding {
+                rule: RuleId::new(&f.rule).ok()?,
+                fingerprint: Fingerprint::new(&f.fingerprint).ok()?,
+            })
+        })
+        .collect()
+}
+
+/// An egress event for `target`.
+pub fn egress(action: &str, target: &str) -> Event {
+    Event::new(Kind::Egress, action).target(target)
+}

@@ -1,0 +1,605 @@
+//! The proxy's connection handling: HTTP/1.1 from clients (the sandbox's bridge, or a loopback
+//! TCP listener), absolute-form requests forwarded to their origin, CONNECT turned into a
+//! tunnel. Every destination passes the network policy twice (the name before it is resolved,
+//! then the name with every address it resolved to) and the proxy dials only addresses it
+//! checked. Plain-HTTP requests are scanned for secrets before a byte goes upstream.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use cordon_policy::Decision;
+use cordon_policy::input::Phase;
+use cordon_secrets::Scanner;
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde_json::json;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
+
+use crate::config::ProxyConfig;
+use crate::gate::{Gate, RequestInfo, audit_findings, decision_record, egress};
+use crate::host::{Destination, parse_authority};
+use crate::resolve::Resolver;
+use crate::scan::{self, Found};
+
+type Body = BoxBody<Bytes, hyper::Error>;
+
+/// Headers that belong to one hop and are never forwarded.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "proxy-connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Header values policy never sees (it sees that they are present).
+const CREDENTIAL_HEADERS: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "x-api-key",
+];
+
+/// A running proxy: share it between listeners.
+#[derive(Debug, Clone)]
+pub struct Proxy {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    config: ProxyConfig,
+    gate: Gate,
+    resolver: Resolver,
+    scanner: Scanner,
+    tunnels: Arc<Semaphore>,
+}
+
+impl Proxy {
+    /// A proxy deciding with `gate`, scanning with `scanner`.
+    pub fn new(
+        config: ProxyConfig,
+        gate: Gate,
+        scanner: Scanner,
+    ) -> Result<Proxy, crate::ProxyError> {
+        let resolver = Resolver::new(&config.hosts).map_err(crate::ProxyError::Config)?;
+        let tunnels = Arc::new(Semaphore::new(config.max_tunnels));
+        Ok(Proxy {
+            shared: Arc::new(Shared {
+                config,
+                gate,
+                resolver,
+                scanner,
+                tunnels,
+            }),
+        })
+    }
+
+    /// Serves clients from a unix socket (the sandbox's bridge) until the listener fails.
+    pub async fn serve_unix(&self, listener: tokio::net::UnixListener) -> io::Result<()> {
+        loop {
+            let (stream, _) = listener.accept().await?;
+            self.spawn_connection(stream);
+        }
+    }
+
+    /// Serves clients from a TCP listener (loopback by default) until it fails.
+    pub async fn serve_tcp(&self, listener: tokio::net::TcpListener) -> io::Result<()> {
+        loop {
+            let (stream, _) = listener.accept().await?;
+            let _ = stream.set_nodelay(true);
+            self.spawn_connection(stream);
+        }
+    }
+
+    fn spawn_connection<S>(&self, stream: S)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let shared = Arc::clone(&self.shared);
+        tokio::spawn(async move {
+            let service = {
+                let shared = Arc::clone(&shared);
+                service_fn(move |req| handle(Arc::clone(&shared), req))
+            };
+            let conn = hyper::server::conn::http1::Builder::new()
+                .max_buf_size(shared.config.max_header_bytes.max(8192))
+                .header_read_timeout(Some(shared.config.header_timeout))
+                .timer(hyper_util::rt::TokioTimer::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades();
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "client connection ended with an error");
+            }
+        });
+    }
+}
+
+/// A short plain-text answer from the proxy itself.
+fn answer(status: StatusCode, text: &str) -> Response<Body> {
+    let mut resp = Response::new(
+        Full::new(Bytes::from(format!("cordon: {text}\n")))
+            .map_err(|never| match never {})
+            .boxed(),
+    );
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+/// The answer to a denied request: 403, the policy's reasons, nothing else of the policy.
+fn denied(decision: &Decision) -> Response<Body> {
+    let reasons = if decision.reasons.is_empty() {
+        "denied by policy".to_owned()
+    } else {
+        decision.reasons.join("; ")
+    };
+    let mut resp = answer(
+        StatusCode::FORBIDDEN,
+        &format!("denied by policy: {reasons}"),
+    );
+    resp.headers_mut()
+        .insert("x-cordon-decision", HeaderValue::from_static("deny"));
+    resp
+}
+
+async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    let started = Instant::now();
+    let resp = if req.method() == Method::CONNECT {
+        connect(&shared, req, started).await
+    } else {
+        forward(&shared, req, started).await
+    };
+    Ok(resp)
+}
+
+/// Records `event` (with a decision, when there is one); if the record cannot be written the
+/// request is refused, since an unrecorded egress must not happen.
+async fn record(shared: &Shared, event: cordon_audit::Event) -> Result<(), Response<Body>> {
+    shared.gate.record(event).await.map_err(|e| {
+        tracing::error!(error = %e, "cannot write the audit record; refusing the request");
+        answer(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the audit log cannot be written",
+        )
+    })
+}
+
+async fn refuse(
+    shared: &Shared,
+    action: &str,
+    target: &str,
+    decision: &Decision,
+    started: Instant,
+    extra: serde_json::Value,
+) -> Response<Body> {
+    let event = egress(action, target)
+        .decision(decision_record(decision))
+        .outcome("denied")
+        .duration_ms(millis(started))
+        .detail("request", extra);
+    if let Err(resp) = record(shared, event).await {
+        return resp;
+    }
+    denied(decision)
+}
+
+fn millis(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Decides `dest` (the name first, then every address it resolves to) and returns the addresses
+/// to dial, or the response that refuses it.
+async fn admit(
+    shared: &Shared,
+    action: &str,
+    dest: &Destination,
+    started: Instant,
+) -> Result<Vec<IpAddr>, Response<Body>> {
+    let target = dest.authority();
+    let literal: Vec<IpAddr> = dest.ip.into_iter().collect();
+    let dns = shared
+        .gate
+        .network(Phase::Dns, &dest.host, dest.port, &literal, None)
+        .await;
+    if !dns.allow {
+        return Err(refuse(
+            shared,
+            action,
+            &target,
+            &dns,
+            started,
+            json!({"phase": "dns"}),
+        )
+        .await);
+    }
+    let ips = match shared.resolver.resolve(&dest.host, dest.port).await {
+        Ok(ips) => ips,
+        Err(e) => {
+            let event = egress(action, &target)
+                .outcome("unresolved")
+                .duration_ms(millis(started))
+                .detail("error", json!(e.to_string()));
+            record(shared, event).await?;
+            return Err(answer(
+                StatusCode::BAD_GATEWAY,
+                &format!("cannot resolve {}: {e}", dest.host),
+            ));
+        }
+    };
+    let connect = shared
+        .gate
+        .network(Phase::Connect, &dest.host, dest.port, &ips, None)
+        .await;
+    if !connect.allow {
+        return Err(refuse(
+            shared,
+            action,
+            &target,
+            &connect,
+            started,
+            json!({"phase": "connect", "ips": ips}),
+        )
+        .await);
+    }
+    Ok(ips)
+}
+
+/// Dials the checked addresses in order; never the proxy's own listeners.
+async fn dial(shared: &Shared, ips: &[IpAddr], port: u16) -> io::Result<TcpStream> {
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "no address to dial");
+    for ip in ips {
+        let addr = SocketAddr::new(*ip, port);
+        if shared.config.is_self(addr) {
+            last = io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "refusing a connection back to the proxy itself",
+            );
+            continue;
+        }
+        match tokio::time::timeout(shared.config.connect_timeout, TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => {
+                let _ = s.set_nodelay(true);
+                return Ok(s);
+            }
+            Ok(Err(e)) => last = e,
+            Err(_) => last = io::Error::new(io::ErrorKind::TimedOut, "connect timed out"),
+        }
+    }
+    Err(last)
+}
+
+async fn connect(shared: &Arc<Shared>, req: Request<Incoming>, started: Instant) -> Response<Body> {
+    let Some(authority) = req.uri().authority().map(|a| a.as_str().to_owned()) else {
+        return answer(StatusCode::BAD_REQUEST, "CONNECT needs host:port");
+    };
+    let dest = match parse_authority(&authority, None) {
+        Ok(d) => d,
+        Err(e) => return answer(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+    let target = dest.authority();
+    let ips = match admit(shared, "connect", &dest, started).await {
+        Ok(ips) => ips,
+        Err(resp) => return resp,
+    };
+    let Ok(permit) = Arc::clone(&shared.tunnels).try_acquire_owned() else {
+        return answer(StatusCode::SERVICE_UNAVAILABLE, "too many open tunnels");
+    };
+    let upstream = match dial(shared, &ips, dest.port).await {
+        Ok(s) => s,
+        Err(e) => {
+            let event = egress("connect", &target)
+                .outcome("unreachable")
+                .duration_ms(millis(started))
+                .detail("error", json!(e.to_string()));
+            if let Err(resp) = record(shared, event).await {
+                return resp;
+            }
+            return answer(
+                StatusCode::BAD_GATEWAY,
+                &format!("cannot reach {target}: {e}"),
+            );
+        }
+    };
+    let peer = upstream
+        .peer_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let shared = Arc::clone(shared);
+    tokio::spawn(async move {
+        let _permit = permit;
+        let (up, down, outcome) = match hyper::upgrade::on(req).await {
+            Ok(upgraded) => {
+                let mut client = TokioIo::new(upgraded);
+                let mut upstream = upstream;
+                let copy = tokio::io::copy_bidirectional(&mut client, &mut upstream);
+                match tokio::time::timeout(shared.config.tunnel_timeout, copy).await {
+                    Ok(Ok((up, down))) => (up, down, "closed"),
+                    Ok(Err(_)) => (0, 0, "reset"),
+                    Err(_) => (0, 0, "timeout"),
+                }
+            }
+            Err(_) => (0, 0, "no upgrade"),
+        };
+        let event = egress("tunnel", &target)
+            .outcome(outcome)
+            .duration_ms(millis(started))
+            .detail("peer", json!(peer))
+            .detail("bytes_up", json!(up))
+            .detail("bytes_down", json!(down));
+        if let Err(e) = shared.gate.record(event).await {
+            tracing::error!(error = %e, "cannot write the audit record of a finished tunnel");
+        }
+    });
+    let mut resp = Response::new(
+        Full::new(Bytes::new())
+            .map_err(|never| match never {})
+            .boxed(),
+    );
+    *resp.status_mut() = StatusCode::OK;
+    resp
+}
+
+/// The headers policy sees for a request-phase decision.
+fn policy_headers(headers: &HeaderMap) -> BTreeMap<String, String> {
+    let mut out: BTreeMap<String, String> = BTreeMap::new();
+    for (name, value) in headers {
+        let name = name.as_str().to_ascii_lowercase();
+        let value = if CREDENTIAL_HEADERS.contains(&name.as_str()) {
+            "[present]".to_owned()
+        } else {
+            String::from_utf8_lossy(value.as_bytes()).into_owned()
+        };
+        out.entry(name)
+            .and_modify(|v| {
+                v.push_str(", ");
+                v.push_str(&value);
+            })
+            .or_insert(value);
+    }
+    out
+}
+
+async fn forward(shared: &Arc<Shared>, req: Request<Incoming>, started: Instant) -> Response<Body> {
+    let uri = req.uri().clone();
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some(_) => {
+            return answer(
+                StatusCode::BAD_REQUEST,
+                "only http:// requests are forwarded; use CONNECT for https",
+            );
+        }
+        None => {
+            return answer(
+                StatusCode::BAD_REQUEST,
+                "this is a forward proxy: send absolute-form requests (http://host/path) or CONNECT",
+            );
+        }
+    }
+    let Some(authority) = uri.authority().map(|a| a.as_str().to_owned()) else {
+        return answer(StatusCode::BAD_REQUEST, "the request has no host");
+    };
+    let dest = match parse_authority(&authority, Some(80)) {
+        Ok(d) => d,
+        Err(e) => return answer(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+    let target = dest.authority();
+    let path = uri
+        .path_and_query()
+        .map_or("/".to_owned(), |p| p.as_str().to_owned());
+    let method = req.method().as_str().to_owned();
+
+    // Secrets first: nothing about a request that carries one goes anywhere.
+    let (parts, body) = req.into_parts();
+    let mut found = scan::scan_head(&shared.scanner, &path, &parts.headers);
+    let body = match Limited::new(body, shared.config.max_scan_bytes)
+        .collect()
+        .await
+    {
+        Ok(b) => b.to_bytes(),
+        Err(e) => {
+            let too_large = e
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some();
+            let why = if too_large {
+                format!(
+                    "the request body is larger than the {} bytes the proxy scans",
+                    shared.config.max_scan_bytes
+                )
+            } else {
+                "the request body could not be read".to_owned()
+            };
+            let event = egress("request", &target)
+                .outcome("blocked")
+                .duration_ms(millis(started))
+                .detail("reason", json!(why));
+            if let Err(resp) = record(shared, event).await {
+                return resp;
+            }
+            let status = if too_large {
+                StatusCode::PAYLOAD_TOO_LARGE
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            return answer(status, &why);
+        }
+    };
+    let scanned =
+        scan::encoding(&parts.headers).and_then(|enc| scan::scan_body(&shared.scanner, &body, enc));
+    match scanned {
+        Ok(more) => found.extend(more),
+        Err(e) => {
+            let event = egress("request", &target)
+                .outcome("blocked")
+                .duration_ms(millis(started))
+                .detail("reason", json!(e.to_string()));
+            if let Err(resp) = record(shared, event).await {
+                return resp;
+            }
+            return answer(StatusCode::FORBIDDEN, &format!("{e}; it is blocked"));
+        }
+    }
+    if !found.is_empty() {
+        let decision = shared.gate.secrets(&dest.host, &found).await;
+        let action = decision.action;
+        if action != Some(cordon_policy::SecretAction::Allow) {
+            // Redacting an outgoing request would send something the client did not write;
+            // anything but an explicit allow stops it.
+            return blocked_secret(shared, &target, &decision, &found, started).await;
+        }
+    }
+
+    let ips = match admit(shared, "request", &dest, started).await {
+        Ok(ips) => ips,
+        Err(resp) => return resp,
+    };
+    let info = RequestInfo {
+        scheme: "http".into(),
+        method: method.clone(),
+        path: path.clone(),
+        headers: policy_headers(&parts.headers),
+    };
+    let decision = shared
+        .gate
+        .network(Phase::Request, &dest.host, dest.port, &ips, Some(info))
+        .await;
+    if !decision.allow {
+        return refuse(
+            shared,
+            "request",
+            &target,
+            &decision,
+            started,
+            json!({"phase": "request", "method": method, "path_bytes": path.len()}),
+        )
+        .await;
+    }
+
+    let upstream = match dial(shared, &ips, dest.port).await {
+        Ok(s) => s,
+        Err(e) => {
+            let event = egress("request", &target)
+                .outcome("unreachable")
+                .duration_ms(millis(started))
+                .detail("error", json!(e.to_string()));
+            if let Err(resp) = record(shared, event).await {
+                return resp;
+            }
+            return answer(
+                StatusCode::BAD_GATEWAY,
+                &format!("cannot reach {target}: {e}"),
+            );
+        }
+    };
+    let (mut sender, conn) =
+        match hyper::client::conn::http1::handshake(TokioIo::new(upstream)).await {
+            Ok(pair) => pair,
+            Err(e) => return answer(StatusCode::BAD_GATEWAY, &format!("upstream {target}: {e}")),
+        };
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "upstream connection ended with an error");
+        }
+    });
+
+    let mut out = Request::builder()
+        .method(parts.method.clone())
+        .uri(path.as_str())
+        .version(http::Version::HTTP_11);
+    if let Some(h) = out.headers_mut() {
+        for (name, value) in &parts.headers {
+            if !HOP_BY_HOP.contains(&name.as_str()) {
+                h.append(name, value.clone());
+            }
+        }
+        if !h.contains_key(header::HOST)
+            && let Ok(v) = HeaderValue::from_str(&authority)
+        {
+            h.insert(header::HOST, v);
+        }
+    }
+    let bytes_up = body.len();
+    let out = match out.body(Full::new(body)) {
+        Ok(r) => r,
+        Err(e) => return answer(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+    let resp = match sender.send_request(out).await {
+        Ok(r) => r,
+        Err(e) => return answer(StatusCode::BAD_GATEWAY, &format!("upstream {target}: {e}")),
+    };
+    let event = egress("request", &target)
+        .decision(decision_record(&decision))
+        .outcome(resp.status().as_u16().to_string())
+        .duration_ms(millis(started))
+        .detail("method", json!(method))
+        .detail("bytes_up", json!(bytes_up));
+    if let Err(e) = shared.gate.record(event).await {
+        // The request already went out: say so loudly, and do not hand back its answer.
+        tracing::error!(error = %e, "cannot write the audit record of a forwarded request");
+        return answer(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the audit log cannot be written",
+        );
+    }
+    let (mut head, body) = resp.into_parts();
+    for name in HOP_BY_HOP {
+        head.headers.remove(*name);
+    }
+    Response::from_parts(head, body.boxed())
+}
+
+async fn blocked_secret(
+    shared: &Shared,
+    target: &str,
+    decision: &Decision,
+    found: &[Found],
+    started: Instant,
+) -> Response<Body> {
+    let rules: Vec<&str> = found.iter().map(|f| f.rule.as_str()).collect();
+    let event = egress("request", target)
+        .decision(decision_record(decision))
+        .outcome("blocked")
+        .duration_ms(millis(started))
+        .findings(audit_findings(found))
+        .detail(
+            "locations",
+            json!(
+                found
+                    .iter()
+                    .map(|f| f.location.as_str())
+                    .collect::<Vec<_>>()
+            ),
+        );
+    if let Err(resp) = record(shared, event).await {
+        return resp;
+    }
+    let mut resp = answer(
+        StatusCode::FORBIDDEN,
+        &format!(
+            "blocked: the request carries a secret ({}); remove it or ask for the destination to be allowed",
+            rules.join(", ")
+        ),
+    );
+    resp.headers_mut()
+        .insert("x-cordon-decision", HeaderValue::from_static("secret"));
+    resp
+}
