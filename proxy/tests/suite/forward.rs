@@ -1,0 +1,172 @@
+//! Forwarding, tunnels, and what policy refuses: unlisted names, private addresses behind
+//! allowed names, IP literals in every spelling, the proxy itself.
+
+use super::harness::*;
+
+#[test]
+fn forwards_an_allowed_request_and_records_it() {
+    let origin = Origin::start();
+    let p = proxy(&["upstream.test"], &[("upstream.test", "127.0.0.1")]);
+    let (code, body, _) = p.curl(&[&format!("http://upstream.test:{}/hello?x=1", origin.port)]);
+    assert_eq!(code, 200);
+    assert_eq!(body, "hello from origin");
+    assert!(
+        origin.saw("GET /hello?x=1 HTTP/1.1"),
+        "origin-form upstream"
+    );
+    assert!(!origin.saw("Proxy-Connection"));
+    let rec = p.last();
+    assert_eq!(rec["action"], "request");
+    assert_eq!(rec["outcome"], "200");
+    assert_eq!(rec["decision"]["allow"], true);
+    assert_eq!(rec["target"], format!("upstream.test:{}", origin.port));
+}
+
+#[test]
+fn tunnels_an_allowed_connect() {
+    let origin = Origin::start();
+    let p = proxy(&["upstream.test"], &[("upstream.test", "127.0.0.1")]);
+    let (code, body, _) = p.curl(&[
+        "--proxytunnel",
+        &format!("http://upstream.test:{}/t", origin.port),
+    ]);
+    assert_eq!(code, 200);
+    assert_eq!(body, "hello from origin");
+    // The tunnel's record is written when it closes.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        if p.records()
+            .iter()
+            .any(|r| r["action"] == "tunnel" && r["outcome"] == "closed")
+        {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{:?}", p.records());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let tunnel = p
+        .records()
+        .into_iter()
+        .find(|r| r["action"] == "tunnel")
+        .unwrap();
+    assert!(tunnel["detail"]["bytes_up"].as_u64().unwrap() > 0);
+    assert!(tunnel["detail"]["bytes_down"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn refuses_an_unlisted_host_without_resolving_it() {
+    let origin = Origin::start();
+    let p = proxy(&["upstream.test"], &[("other.test", "127.0.0.1")]);
+    let (code, body, _) = p.curl(&[&format!("http://other.test:{}/", origin.port)]);
+    assert_eq!(code, 403);
+    assert!(body.contains("denied by policy"), "{body}");
+    assert_eq!(origin.bytes(), 0);
+    let rec = p.last();
+    assert_eq!(rec["outcome"], "denied");
+    assert_eq!(rec["decision"]["allow"], false);
+    assert_eq!(
+        rec["detail"]["request"]["phase"], "dns",
+        "denied before any lookup"
+    );
+    let (code, _, _) = p.curl(&[
+        "--proxytunnel",
+        &format!("http://other.test:{}/", origin.port),
+    ]);
+    assert_ne!(code, 200);
+    assert_eq!(origin.bytes(), 0);
+}
+
+#[test]
+fn refuses_allowed_names_that_resolve_to_private_addresses() {
+    let origin = Origin::start();
+    let p = proxy(
+        &["meta.test", "ten.test", "mapped.test", "upstream.test"],
+        &[
+            ("meta.test", "169.254.169.254"),
+            ("ten.test", "10.0.0.1"),
+            ("mapped.test", "::ffff:127.0.0.1"),
+            ("upstream.test", "127.0.0.1"),
+        ],
+    );
+    for name in ["meta.test", "ten.test", "mapped.test"] {
+        let (code, body, _) = p.curl(&[&format!("http://{name}:{}/", origin.port)]);
+        assert_eq!(code, 403, "{name}: {body}");
+        assert!(
+            body.contains("always denied") || body.contains("denied"),
+            "{name}: {body}"
+        );
+        let rec = p.last();
+        assert_eq!(
+            rec["detail"]["request"]["phase"], "connect",
+            "{name}: {rec}"
+        );
+    }
+    assert_eq!(origin.bytes(), 0);
+}
+
+#[test]
+fn refuses_ip_literals_in_every_spelling() {
+    let origin = Origin::start();
+    let p = proxy(&["upstream.test"], &[("upstream.test", "127.0.0.1")]);
+    for spelling in [
+        "127.0.0.1",
+        "2130706433",
+        "0x7f.1",
+        "0177.0.0.1",
+        "127.1",
+        "[::ffff:7f00:1]",
+        "169.254.169.254",
+        "0xa9fea9fe",
+    ] {
+        let (code, body, _) = p.curl(&[
+            "--path-as-is",
+            &format!("http://{spelling}:{}/", origin.port),
+        ]);
+        assert_eq!(code, 403, "{spelling}: {body}");
+        let rec = p.last();
+        let target = rec["target"].as_str().unwrap();
+        assert!(
+            !target.contains("0x") && !target.starts_with("2130706433"),
+            "normalised: {target}"
+        );
+    }
+    assert_eq!(origin.bytes(), 0);
+}
+
+#[test]
+fn refuses_a_connection_back_to_itself() {
+    let p = proxy(&["self.test"], &[("self.test", "127.0.0.1")]);
+    let (code, body, _) = p.curl(&[&format!("http://self.test:{}/", p.port)]);
+    assert_eq!(code, 502, "{body}");
+    assert!(body.contains("back to the proxy itself"), "{body}");
+}
+
+#[test]
+fn answers_clear_errors_to_malformed_requests() {
+    let p = proxy(&["upstream.test"], &[]);
+    // Origin-form to a proxy.
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", p.port)).unwrap();
+    use std::io::{Read, Write};
+    s.write_all(b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = s.read(&mut buf).unwrap();
+    let text = String::from_utf8_lossy(&buf[..n]);
+    assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+    assert!(text.contains("absolute-form"), "{text}");
+    // Garbage.
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", p.port)).unwrap();
+    s.write_all(b"\x00\x01garbage\r\n\r\n").unwrap();
+    let n = s.read(&mut buf).unwrap_or(0);
+    let text = String::from_utf8_lossy(&buf[..n]);
+    assert!(n == 0 || text.starts_with("HTTP/1.1 400"), "{text}");
+    // A bad CONNECT authority.
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", p.port)).unwrap();
+    s.write_all(b"CONNECT bad..host:443 HTTP/1.1\r\nHost: bad..host:443\r\n\r\n")
+        .unwrap();
+    let n = s.read(&mut buf).unwrap();
+    let text = String::from_utf8_lossy(&buf[..n]);
+    assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+    // https in absolute form.
+    let (code, body, _) = p.curl(&["--proxy-insecure", "-H", "x: y", "http://upstream.test/"]);
+    let _ = (code, body);
+}

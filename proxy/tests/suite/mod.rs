@@ -1,0 +1,4 @@
+mod forward;
+mod harness;
+mod leaks;
+mod sandbox;
