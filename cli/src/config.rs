@@ -26,6 +26,7 @@ pub struct Config {
     pub secrets: SecretsConfig,
     pub scan: ScanSection,
     pub sandbox: SandboxSection,
+    pub proxy: ProxySection,
     /// Where the file was read from, for messages.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -179,6 +180,72 @@ impl SandboxSection {
             }
         }
         Ok(c)
+    }
+}
+
+/// `[proxy]`: `cordon proxy`, and the proxy `cordon run` embeds.
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProxySection {
+    /// The unix socket sandboxes connect to. Default: proxy.sock in cordon's state directory.
+    pub socket: Option<PathBuf>,
+    /// An optional TCP listener; loopback addresses only.
+    pub listen: Option<std::net::SocketAddr>,
+    /// Names pinned to addresses, like curl's --resolve; policy still decides on them.
+    pub hosts: std::collections::BTreeMap<String, Vec<std::net::IpAddr>>,
+    /// Request bodies larger than this (KiB) cannot be scanned and are refused.
+    pub max_scan_kib: u64,
+    /// CONNECT tunnels open at once.
+    pub max_tunnels: usize,
+    pub header_timeout_secs: u64,
+    pub connect_timeout_secs: u64,
+    pub tunnel_timeout_secs: u64,
+}
+
+impl Default for ProxySection {
+    fn default() -> Self {
+        let d = cordon_proxy::ProxyConfig::default();
+        ProxySection {
+            socket: None,
+            listen: None,
+            hosts: std::collections::BTreeMap::new(),
+            max_scan_kib: (d.max_scan_bytes / 1024) as u64,
+            max_tunnels: d.max_tunnels,
+            header_timeout_secs: d.header_timeout.as_secs(),
+            connect_timeout_secs: d.connect_timeout.as_secs(),
+            tunnel_timeout_secs: d.tunnel_timeout.as_secs(),
+        }
+    }
+}
+
+impl ProxySection {
+    /// The library configuration.
+    pub fn proxy_config(&self, sandbox: Option<String>) -> Result<cordon_proxy::ProxyConfig> {
+        if let Some(addr) = self.listen
+            && !addr.ip().is_loopback()
+        {
+            bail!(
+                "[proxy] listen = {addr}: only loopback addresses are allowed; sandboxes reach \
+                 the proxy through its unix socket"
+            );
+        }
+        let secs = |s: u64| Duration::from_secs(s.max(1));
+        Ok(cordon_proxy::ProxyConfig {
+            hosts: self
+                .hosts
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            listen: self.listen.into_iter().collect(),
+            max_scan_bytes: usize::try_from(self.max_scan_kib.saturating_mul(1024))
+                .unwrap_or(usize::MAX),
+            max_tunnels: self.max_tunnels.max(1),
+            header_timeout: secs(self.header_timeout_secs),
+            connect_timeout: secs(self.connect_timeout_secs),
+            tunnel_timeout: secs(self.tunnel_timeout_secs),
+            sandbox,
+            ..cordon_proxy::ProxyConfig::default()
+        })
     }
 }
 

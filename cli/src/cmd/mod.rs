@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod doctor;
 pub mod policy;
+pub mod proxy;
 pub mod run;
 pub mod scan;
 

@@ -29,9 +29,13 @@ pub struct RunArgs {
     /// current directory.
     #[arg(long)]
     workspace: Option<PathBuf>,
-    /// The egress proxy's unix socket. Without one the command has no network at all.
-    #[arg(long)]
+    /// An egress proxy's unix socket. Default: [sandbox] proxy_socket, else a proxy cordon
+    /// starts for this command with the policies in force.
+    #[arg(long, conflicts_with = "no_network")]
     proxy_socket: Option<PathBuf>,
+    /// No network at all, not even through a proxy.
+    #[arg(long)]
+    no_network: bool,
     /// Wall-clock limit in seconds; the whole process tree is killed when it runs out.
     #[arg(long)]
     timeout: Option<f64>,
@@ -62,7 +66,7 @@ impl RunArgs {
 
     fn run_inner(self, ctx: &Ctx) -> Result<ExitCode> {
         let config = ctx.config()?;
-        let log = ctx.audit_log(&config)?;
+        let log = std::sync::Arc::new(ctx.audit_log(&config)?);
         let scanner = Scanner::with_defaults().context("loading the secret rules")?;
         let redact = |s: &str| {
             let findings = scanner.scan(s.as_bytes());
@@ -84,7 +88,7 @@ impl RunArgs {
         }
 
         let started = std::time::Instant::now();
-        let result = self.sandbox(&config).and_then(|sb| {
+        let result = self.sandbox(&config, &log).and_then(|(sb, _proxy)| {
             sb.run(&cmd, &mut |stream, bytes| {
                 output::passthrough(stream == Stream::Stderr, bytes);
             })
@@ -137,7 +141,11 @@ impl RunArgs {
         }
     }
 
-    fn sandbox(&self, config: &crate::config::Config) -> Result<Sandbox> {
+    fn sandbox(
+        &self,
+        config: &crate::config::Config,
+        log: &std::sync::Arc<cordon_audit::AuditLog>,
+    ) -> Result<(Sandbox, Option<super::proxy::Embedded>)> {
         let section = &config.sandbox;
         let workspace = match self.workspace.clone().or_else(|| section.workspace.clone()) {
             Some(w) => w,
@@ -149,7 +157,19 @@ impl RunArgs {
         if let Some(sock) = &self.proxy_socket {
             sandbox_config.proxy_socket = Some(sock.clone());
         }
-        Ok(Sandbox::new(sandbox_config)?)
+        let mut embedded = None;
+        if self.no_network {
+            sandbox_config.proxy_socket = None;
+        } else if sandbox_config.proxy_socket.is_none() {
+            let proxy = super::proxy::Embedded::start(
+                config,
+                std::sync::Arc::clone(log),
+                Some(sandbox_config.name.clone()),
+            )?;
+            sandbox_config.proxy_socket = Some(proxy.socket.clone());
+            embedded = Some(proxy);
+        }
+        Ok((Sandbox::new(sandbox_config)?, embedded))
     }
 }
 

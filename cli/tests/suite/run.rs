@@ -170,3 +170,153 @@ fn doctor_tries_a_real_sandboxed_run() {
         );
     }
 }
+
+/// An HTTP origin on 127.0.0.1 answering every request with `body`; returns its port.
+fn origin(body: &'static str) -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let mut buf = [0u8; 4096];
+            let mut head = Vec::new();
+            while !head.ends_with(b"\r\n\r\n") {
+                match conn.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    port
+}
+
+fn network_config(env: &Env) {
+    env.write(
+        "cordon.toml",
+        "[network]\nallow = [\"upstream.test\"]\nallow_addresses = [\"127.0.0.0/8\"]\n\n\
+         [proxy]\nhosts = { \"upstream.test\" = [\"127.0.0.1\"] }\n",
+    );
+}
+
+#[test]
+fn run_reaches_the_network_only_through_its_own_proxy() {
+    let env = Env::new();
+    let ws = workspace(&env);
+    let port = origin("hello through cordon");
+    network_config(&env);
+    let script = format!(
+        "curl -s -m 5 http://upstream.test:{port}/; echo; \
+         curl -s -m 5 -o /dev/null -w '%{{http_code}}\\n' http://example.com/; \
+         curl -s -m 5 --noproxy '*' http://127.0.0.1:{port}/ || echo direct-refused"
+    );
+    let r = env.run(&[
+        "--config",
+        "cordon.toml",
+        "run",
+        "--workspace",
+        &ws,
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    r.expect(0);
+    assert_eq!(
+        r.stdout(),
+        "hello through cordon\n403\ndirect-refused\n",
+        "{}",
+        r.stderr()
+    );
+    let rec = records(&env);
+    let egress: Vec<_> = rec.iter().filter(|r| r["kind"] == "egress").collect();
+    assert_eq!(egress.len(), 2, "{rec:?}");
+    assert_eq!(egress[0]["decision"]["allow"], true);
+    assert_eq!(egress[1]["decision"]["allow"], false);
+    assert_eq!(rec.last().unwrap()["kind"], "sandbox");
+    // --no-network: not even the proxy.
+    let r = env.run(&[
+        "--config",
+        "cordon.toml",
+        "run",
+        "--no-network",
+        "--workspace",
+        &ws,
+        "--",
+        "sh",
+        "-c",
+        &format!("curl -s -m 5 http://upstream.test:{port}/ || echo offline"),
+    ]);
+    assert_eq!(r.stdout(), "offline\n", "{}", r.stderr());
+}
+
+#[test]
+fn proxy_serves_until_stopped() {
+    let env = Env::new();
+    let port = origin("hello via cordon proxy");
+    network_config(&env);
+    let listen = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy_port = listen.local_addr().unwrap().port();
+    drop(listen);
+    let socket = env.path("proxy.sock");
+    let mut child = env
+        .command(&[
+            "--config",
+            "cordon.toml",
+            "proxy",
+            "--socket",
+            socket.to_str().unwrap(),
+            "--listen",
+            &format!("127.0.0.1:{proxy_port}"),
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", proxy_port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the proxy never listened"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "-m",
+            "5",
+            "-x",
+            &format!("http://127.0.0.1:{proxy_port}"),
+        ])
+        .arg(format!("http://upstream.test:{port}/"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "hello via cordon proxy"
+    );
+    assert!(socket.exists());
+    // SIGTERM stops it cleanly and removes the socket.
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(!socket.exists());
+    // A non-loopback listener is refused.
+    env.run(&[
+        "--config",
+        "cordon.toml",
+        "proxy",
+        "--listen",
+        "0.0.0.0:3999",
+    ])
+    .fails(2, "only loopback addresses");
+}
