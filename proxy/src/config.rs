@@ -24,6 +24,15 @@ pub struct ProxyConfig {
     pub tunnel_timeout: Duration,
     /// Names the sandbox in audit records.
     pub sandbox: Option<String>,
+    /// Decrypt CONNECT tunnels with certificates from cordon's CA, so requests inside are
+    /// scanned and decided like plain ones.
+    pub intercept: bool,
+    /// Where the interception CA lives (created on first start).
+    pub ca_dir: Option<std::path::PathBuf>,
+    /// Trust the system's roots for upstream certificates.
+    pub system_roots: bool,
+    /// Extra PEM bundles trusted for upstream certificates.
+    pub upstream_roots: Vec<std::path::PathBuf>,
 }
 
 impl Default for ProxyConfig {
@@ -38,6 +47,10 @@ impl Default for ProxyConfig {
             connect_timeout: Duration::from_secs(10),
             tunnel_timeout: Duration::from_secs(3600),
             sandbox: None,
+            intercept: false,
+            ca_dir: None,
+            system_roots: true,
+            upstream_roots: Vec::new(),
         }
     }
 }

@@ -25,6 +25,7 @@ pub mod host;
 mod resolve;
 mod scan;
 mod server;
+pub mod tls;
 
 pub use config::ProxyConfig;
 pub use gate::Gate;

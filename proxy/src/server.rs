@@ -68,6 +68,7 @@ struct Shared {
     resolver: Resolver,
     scanner: Scanner,
     tunnels: Arc<Semaphore>,
+    interception: Option<Interception>,
 }
 
 impl Proxy {
@@ -79,6 +80,26 @@ impl Proxy {
     ) -> Result<Proxy, crate::ProxyError> {
         let resolver = Resolver::new(&config.hosts).map_err(crate::ProxyError::Config)?;
         let tunnels = Arc::new(Semaphore::new(config.max_tunnels));
+        let interception = match (&config.intercept, &config.ca_dir) {
+            (false, _) => None,
+            (true, None) => {
+                return Err(crate::ProxyError::Config(
+                    "interception needs a directory for the CA".into(),
+                ));
+            }
+            (true, Some(dir)) => {
+                let authority = crate::tls::Authority::load_or_create(dir)
+                    .map_err(|e| crate::ProxyError::Config(e.to_string()))?;
+                let client = crate::tls::client_config(config.system_roots, &config.upstream_roots)
+                    .map_err(|e| crate::ProxyError::Config(e.to_string()))?;
+                Some(Interception {
+                    authority,
+                    upstream: TlsUpstream {
+                        connector: tokio_rustls::TlsConnector::from(client),
+                    },
+                })
+            }
+        };
         Ok(Proxy {
             shared: Arc::new(Shared {
                 config,
@@ -86,8 +107,17 @@ impl Proxy {
                 resolver,
                 scanner,
                 tunnels,
+                interception,
             }),
         })
+    }
+
+    /// The interception CA's certificate, when interception is on (for the sandbox's trust).
+    pub fn ca_cert(&self) -> Option<std::path::PathBuf> {
+        self.shared
+            .interception
+            .as_ref()
+            .map(|i| i.authority.cert_path().to_owned())
     }
 
     /// Serves clients from a unix socket (the sandbox's bridge) until the listener fails.
@@ -303,6 +333,14 @@ async fn connect(shared: &Arc<Shared>, req: Request<Incoming>, started: Instant)
     let Ok(permit) = Arc::clone(&shared.tunnels).try_acquire_owned() else {
         return answer(StatusCode::SERVICE_UNAVAILABLE, "too many open tunnels");
     };
+    if shared.interception.is_some() {
+        let shared = Arc::clone(shared);
+        tokio::spawn(async move {
+            let _permit = permit;
+            intercept(shared, req, dest, ips, started).await;
+        });
+        return ok_empty();
+    }
     let upstream = match dial(shared, &ips, dest.port).await {
         Ok(s) => s,
         Err(e) => {
@@ -349,13 +387,149 @@ async fn connect(shared: &Arc<Shared>, req: Request<Incoming>, started: Instant)
             tracing::error!(error = %e, "cannot write the audit record of a finished tunnel");
         }
     });
-    let mut resp = Response::new(
+    ok_empty()
+}
+
+fn ok_empty() -> Response<Body> {
+    Response::new(
         Full::new(Bytes::new())
             .map_err(|never| match never {})
             .boxed(),
-    );
-    *resp.status_mut() = StatusCode::OK;
-    resp
+    )
+}
+
+/// A CONNECT with interception: TLS towards the client with a leaf for the CONNECT host, then
+/// every request inside is scanned and decided like a plain one and sent over verified TLS.
+/// The name the client asks for (SNI, then each Host header) must be the CONNECT host: one
+/// tunnel cannot be used to reach another name (domain fronting).
+async fn intercept(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+    dest: Destination,
+    ips: Vec<IpAddr>,
+    started: Instant,
+) {
+    let target = dest.authority();
+    let Some(interception) = shared.interception.as_ref() else {
+        return;
+    };
+    let fail = |outcome: &str, error: String| {
+        egress("tunnel", &target)
+            .outcome(outcome)
+            .duration_ms(millis(started))
+            .detail("error", json!(error))
+    };
+    let upgraded = match hyper::upgrade::on(req).await {
+        Ok(u) => TokioIo::new(u),
+        Err(e) => {
+            let _ = shared.gate.record(fail("no upgrade", e.to_string())).await;
+            return;
+        }
+    };
+    let config = match interception.authority.server_config(&dest.host) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = shared
+                .gate
+                .record(fail("tls setup error", e.to_string()))
+                .await;
+            return;
+        }
+    };
+    let tls = match tokio_rustls::TlsAcceptor::from(config)
+        .accept(upgraded)
+        .await
+    {
+        Ok(t) => t,
+        Err(e) => {
+            let _ = shared
+                .gate
+                .record(fail("client tls error", e.to_string()))
+                .await;
+            return;
+        }
+    };
+    if let Some(sni) = tls.get_ref().1.server_name()
+        && !sni.eq_ignore_ascii_case(&dest.host)
+    {
+        let _ = shared
+            .gate
+            .record(fail(
+                "refused",
+                format!("SNI {sni} does not match the CONNECT host"),
+            ))
+            .await;
+        return;
+    }
+    let service = {
+        let shared = Arc::clone(&shared);
+        service_fn(move |req| {
+            let (shared, dest, ips) = (Arc::clone(&shared), dest.clone(), ips.clone());
+            async move { Ok::<_, Infallible>(intercepted(&shared, req, &dest, &ips).await) }
+        })
+    };
+    let conn = hyper::server::conn::http1::Builder::new()
+        .max_buf_size(shared.config.max_header_bytes.max(8192))
+        .header_read_timeout(Some(shared.config.header_timeout))
+        .timer(hyper_util::rt::TokioTimer::new())
+        .serve_connection(TokioIo::new(tls), service);
+    let outcome = match tokio::time::timeout(shared.config.tunnel_timeout, conn).await {
+        Ok(Ok(())) => "closed",
+        Ok(Err(_)) => "reset",
+        Err(_) => "timeout",
+    };
+    let event = egress("tunnel", &target)
+        .outcome(outcome)
+        .duration_ms(millis(started))
+        .detail("intercepted", json!(true));
+    if let Err(e) = shared.gate.record(event).await {
+        tracing::error!(error = %e, "cannot write the audit record of a finished tunnel");
+    }
+}
+
+/// One request inside an intercepted tunnel.
+async fn intercepted(
+    shared: &Shared,
+    req: Request<Incoming>,
+    dest: &Destination,
+    ips: &[IpAddr],
+) -> Response<Body> {
+    let started = Instant::now();
+    let Some(interception) = shared.interception.as_ref() else {
+        return answer(StatusCode::INTERNAL_SERVER_ERROR, "interception is off");
+    };
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| req.uri().authority().map(|a| a.as_str().to_owned()));
+    let same = host
+        .as_deref()
+        .and_then(|h| parse_authority(h, Some(dest.port)).ok())
+        .is_some_and(|h| h.host == dest.host && h.port == dest.port);
+    if !same {
+        let event = egress("request", &dest.authority())
+            .outcome("refused")
+            .duration_ms(millis(started))
+            .detail(
+                "reason",
+                json!("the Host header does not match the CONNECT host"),
+            );
+        if let Err(resp) = record(shared, event).await {
+            return resp;
+        }
+        return answer(
+            StatusCode::MISDIRECTED_REQUEST,
+            "the Host header does not match the tunnel's destination",
+        );
+    }
+    let (parts, body) = match scanned(shared, req, dest, started).await {
+        Ok(x) => x,
+        Err(resp) => return resp,
+    };
+    let upstream = interception.upstream.clone();
+    exchange(shared, dest, ips, parts, body, Some(&upstream), started).await
 }
 
 /// The headers policy sees for a request-phase decision.
@@ -402,13 +576,30 @@ async fn forward(shared: &Arc<Shared>, req: Request<Incoming>, started: Instant)
         Ok(d) => d,
         Err(e) => return answer(StatusCode::BAD_REQUEST, &e.to_string()),
     };
+    let (parts, body) = match scanned(shared, req, &dest, started).await {
+        Ok(x) => x,
+        Err(resp) => return resp,
+    };
+    let ips = match admit(shared, "request", &dest, started).await {
+        Ok(ips) => ips,
+        Err(resp) => return resp,
+    };
+    exchange(shared, &dest, &ips, parts, body, None, started).await
+}
+
+/// Reads a request's body (up to the scan limit) and scans the request for secrets; a request
+/// that carries one, or cannot be scanned, is answered here and goes nowhere.
+async fn scanned(
+    shared: &Shared,
+    req: Request<Incoming>,
+    dest: &Destination,
+    started: Instant,
+) -> Result<(http::request::Parts, Bytes), Response<Body>> {
     let target = dest.authority();
-    let path = uri
+    let path = req
+        .uri()
         .path_and_query()
         .map_or("/".to_owned(), |p| p.as_str().to_owned());
-    let method = req.method().as_str().to_owned();
-
-    // Secrets first: nothing about a request that carries one goes anywhere.
     let (parts, body) = req.into_parts();
     let mut found = scan::scan_head(&shared.scanner, &path, &parts.headers);
     let body = match Limited::new(body, shared.config.max_scan_bytes)
@@ -432,55 +623,69 @@ async fn forward(shared: &Arc<Shared>, req: Request<Incoming>, started: Instant)
                 .outcome("blocked")
                 .duration_ms(millis(started))
                 .detail("reason", json!(why));
-            if let Err(resp) = record(shared, event).await {
-                return resp;
-            }
+            record(shared, event).await?;
             let status = if too_large {
                 StatusCode::PAYLOAD_TOO_LARGE
             } else {
                 StatusCode::BAD_REQUEST
             };
-            return answer(status, &why);
+            return Err(answer(status, &why));
         }
     };
-    let scanned =
-        scan::encoding(&parts.headers).and_then(|enc| scan::scan_body(&shared.scanner, &body, enc));
-    match scanned {
+    match scan::encoding(&parts.headers)
+        .and_then(|enc| scan::scan_body(&shared.scanner, &body, enc))
+    {
         Ok(more) => found.extend(more),
         Err(e) => {
             let event = egress("request", &target)
                 .outcome("blocked")
                 .duration_ms(millis(started))
                 .detail("reason", json!(e.to_string()));
-            if let Err(resp) = record(shared, event).await {
-                return resp;
-            }
-            return answer(StatusCode::FORBIDDEN, &format!("{e}; it is blocked"));
+            record(shared, event).await?;
+            return Err(answer(
+                StatusCode::FORBIDDEN,
+                &format!("{e}; it is blocked"),
+            ));
         }
     }
     if !found.is_empty() {
         let decision = shared.gate.secrets(&dest.host, &found).await;
-        let action = decision.action;
-        if action != Some(cordon_policy::SecretAction::Allow) {
+        if decision.action != Some(cordon_policy::SecretAction::Allow) {
             // Redacting an outgoing request would send something the client did not write;
             // anything but an explicit allow stops it.
-            return blocked_secret(shared, &target, &decision, &found, started).await;
+            return Err(blocked_secret(shared, &target, &decision, &found, started).await);
         }
     }
+    Ok((parts, body))
+}
 
-    let ips = match admit(shared, "request", &dest, started).await {
-        Ok(ips) => ips,
-        Err(resp) => return resp,
-    };
+/// The request-phase decision, then the request sent to a checked address (over TLS when
+/// `tls` is given: the interception path) and the answer streamed back.
+async fn exchange(
+    shared: &Shared,
+    dest: &Destination,
+    ips: &[IpAddr],
+    parts: http::request::Parts,
+    body: Bytes,
+    tls: Option<&TlsUpstream>,
+    started: Instant,
+) -> Response<Body> {
+    let target = dest.authority();
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or("/".to_owned(), |p| p.as_str().to_owned());
+    let method = parts.method.as_str().to_owned();
     let info = RequestInfo {
-        scheme: "http".into(),
+        scheme: scheme.into(),
         method: method.clone(),
         path: path.clone(),
         headers: policy_headers(&parts.headers),
     };
     let decision = shared
         .gate
-        .network(Phase::Request, &dest.host, dest.port, &ips, Some(info))
+        .network(Phase::Request, &dest.host, dest.port, ips, Some(info))
         .await;
     if !decision.allow {
         return refuse(
@@ -489,12 +694,11 @@ async fn forward(shared: &Arc<Shared>, req: Request<Incoming>, started: Instant)
             &target,
             &decision,
             started,
-            json!({"phase": "request", "method": method, "path_bytes": path.len()}),
+            json!({"phase": "request", "scheme": scheme, "method": method, "path_bytes": path.len()}),
         )
         .await;
     }
-
-    let upstream = match dial(shared, &ips, dest.port).await {
+    let tcp = match dial(shared, ips, dest.port).await {
         Ok(s) => s,
         Err(e) => {
             let event = egress("request", &target)
@@ -510,17 +714,6 @@ async fn forward(shared: &Arc<Shared>, req: Request<Incoming>, started: Instant)
             );
         }
     };
-    let (mut sender, conn) =
-        match hyper::client::conn::http1::handshake(TokioIo::new(upstream)).await {
-            Ok(pair) => pair,
-            Err(e) => return answer(StatusCode::BAD_GATEWAY, &format!("upstream {target}: {e}")),
-        };
-    tokio::spawn(async move {
-        if let Err(e) = conn.await {
-            tracing::debug!(error = %e, "upstream connection ended with an error");
-        }
-    });
-
     let mut out = Request::builder()
         .method(parts.method.clone())
         .uri(path.as_str())
@@ -532,7 +725,7 @@ async fn forward(shared: &Arc<Shared>, req: Request<Incoming>, started: Instant)
             }
         }
         if !h.contains_key(header::HOST)
-            && let Ok(v) = HeaderValue::from_str(&authority)
+            && let Ok(v) = HeaderValue::from_str(&dest.authority())
         {
             h.insert(header::HOST, v);
         }
@@ -542,7 +735,26 @@ async fn forward(shared: &Arc<Shared>, req: Request<Incoming>, started: Instant)
         Ok(r) => r,
         Err(e) => return answer(StatusCode::BAD_REQUEST, &e.to_string()),
     };
-    let resp = match sender.send_request(out).await {
+    let sent = match tls {
+        None => send(tcp, out).await,
+        Some(t) => match t.connect(&dest.host, tcp).await {
+            Ok(stream) => send(stream, out).await,
+            Err(e) => {
+                let event = egress("request", &target)
+                    .outcome("upstream tls error")
+                    .duration_ms(millis(started))
+                    .detail("error", json!(e.to_string()));
+                if let Err(resp) = record(shared, event).await {
+                    return resp;
+                }
+                return answer(
+                    StatusCode::BAD_GATEWAY,
+                    &format!("the upstream certificate of {target} is not trusted: {e}"),
+                );
+            }
+        },
+    };
+    let resp = match sent {
         Ok(r) => r,
         Err(e) => return answer(StatusCode::BAD_GATEWAY, &format!("upstream {target}: {e}")),
     };
@@ -550,6 +762,7 @@ async fn forward(shared: &Arc<Shared>, req: Request<Incoming>, started: Instant)
         .decision(decision_record(&decision))
         .outcome(resp.status().as_u16().to_string())
         .duration_ms(millis(started))
+        .detail("scheme", json!(scheme))
         .detail("method", json!(method))
         .detail("bytes_up", json!(bytes_up));
     if let Err(e) = shared.gate.record(event).await {
@@ -565,6 +778,51 @@ async fn forward(shared: &Arc<Shared>, req: Request<Incoming>, started: Instant)
         head.headers.remove(*name);
     }
     Response::from_parts(head, body.boxed())
+}
+
+/// One request over a fresh HTTP/1.1 connection on `io`.
+async fn send<IO>(io: IO, req: Request<Full<Bytes>>) -> Result<Response<Incoming>, hyper::Error>
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "upstream connection ended with an error");
+        }
+    });
+    sender.send_request(req).await
+}
+
+/// The upstream side of interception: TLS to the origin, verified.
+#[derive(Clone)]
+pub(crate) struct TlsUpstream {
+    connector: tokio_rustls::TlsConnector,
+}
+
+impl std::fmt::Debug for TlsUpstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TlsUpstream")
+    }
+}
+
+/// TLS interception: the local CA's leaves towards the client, verified TLS upstream.
+#[derive(Debug)]
+struct Interception {
+    authority: crate::tls::Authority,
+    upstream: TlsUpstream,
+}
+
+impl TlsUpstream {
+    async fn connect(
+        &self,
+        host: &str,
+        tcp: TcpStream,
+    ) -> io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+        let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        self.connector.connect(name, tcp).await
+    }
 }
 
 async fn blocked_secret(

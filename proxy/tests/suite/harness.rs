@@ -85,6 +85,15 @@ pub struct Running {
 
 /// Allow `allow` hosts; pin `hosts` names to addresses; loopback addresses are allowed.
 pub fn proxy(allow: &[&str], hosts: &[(&str, &str)]) -> Running {
+    proxy_with(allow, hosts, |_| {})
+}
+
+/// As [`proxy`], with a chance to change the configuration (interception, roots).
+pub fn proxy_with(
+    allow: &[&str],
+    hosts: &[(&str, &str)],
+    edit: impl FnOnce(&mut ProxyConfig),
+) -> Running {
     let mut policy_config = PolicyConfig::default();
     policy_config.network.allow = allow.iter().map(|s| (*s).to_owned()).collect();
     policy_config.network.allow_addresses = vec!["127.0.0.0/8".into()];
@@ -120,6 +129,8 @@ pub fn proxy(allow: &[&str], hosts: &[(&str, &str)]) -> Running {
         max_scan_bytes: 1 << 20,
         ..ProxyConfig::default()
     };
+    let mut config = config;
+    edit(&mut config);
     let scanner = cordon_secrets::Scanner::with_defaults().unwrap();
     let proxy = Proxy::new(
         config,
@@ -144,7 +155,7 @@ impl Running {
     pub fn curl(&self, args: &[&str]) -> (u16, String, Output) {
         let out = std::process::Command::new("curl")
             .args([
-                "-s",
+                "-sS",
                 "-m",
                 "10",
                 "-o",

@@ -2,3 +2,4 @@ mod forward;
 mod harness;
 mod leaks;
 mod sandbox;
+mod tls;
