@@ -200,6 +200,14 @@ pub struct ProxySection {
     pub header_timeout_secs: u64,
     pub connect_timeout_secs: u64,
     pub tunnel_timeout_secs: u64,
+    /// Decrypt HTTPS with cordon's CA so requests inside are scanned and decided.
+    pub intercept: bool,
+    /// Where the interception CA lives. Default: ca/ in cordon's state directory.
+    pub ca_dir: Option<PathBuf>,
+    /// Trust the system's roots for upstream certificates.
+    pub system_roots: bool,
+    /// Extra PEM bundles trusted for upstream certificates.
+    pub upstream_roots: Vec<PathBuf>,
 }
 
 impl Default for ProxySection {
@@ -214,13 +222,21 @@ impl Default for ProxySection {
             header_timeout_secs: d.header_timeout.as_secs(),
             connect_timeout_secs: d.connect_timeout.as_secs(),
             tunnel_timeout_secs: d.tunnel_timeout.as_secs(),
+            intercept: false,
+            ca_dir: None,
+            system_roots: true,
+            upstream_roots: Vec::new(),
         }
     }
 }
 
 impl ProxySection {
     /// The library configuration.
-    pub fn proxy_config(&self, sandbox: Option<String>) -> Result<cordon_proxy::ProxyConfig> {
+    pub fn proxy_config(
+        &self,
+        sandbox: Option<String>,
+        state_dir: Option<PathBuf>,
+    ) -> Result<cordon_proxy::ProxyConfig> {
         if let Some(addr) = self.listen
             && !addr.ip().is_loopback()
         {
@@ -244,6 +260,13 @@ impl ProxySection {
             connect_timeout: secs(self.connect_timeout_secs),
             tunnel_timeout: secs(self.tunnel_timeout_secs),
             sandbox,
+            intercept: self.intercept,
+            ca_dir: self
+                .ca_dir
+                .clone()
+                .or_else(|| state_dir.map(|d| d.join("ca"))),
+            system_roots: self.system_roots,
+            upstream_roots: self.upstream_roots.clone(),
             ..cordon_proxy::ProxyConfig::default()
         })
     }

