@@ -1,5 +1,6 @@
 mod forward;
 mod harness;
 mod leaks;
+mod load;
 mod sandbox;
 mod tls;
