@@ -15,6 +15,13 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// The `.head` file trails the log by at most this long. Rewriting it (a create and a rename)
+/// costs more than the record itself, so a burst of batches shares one rewrite; a head that
+/// lags is still consistent (it names a record the log holds), it only leaves the last moments
+/// out of truncation detection until it catches up.
+const HEAD_INTERVAL: Duration = Duration::from_millis(50);
 
 use rustix::fs::{FlockOperation, flock};
 use serde_json::Value;
@@ -182,6 +189,9 @@ struct State {
     opts: AuditOptions,
     /// Events the writer itself must log before the next batch (a recovered torn tail).
     notes: Vec<Event>,
+    /// Records written since the head was last rewritten.
+    head_dirty: bool,
+    head_at: Instant,
 }
 
 impl State {
@@ -207,6 +217,8 @@ impl State {
             session,
             opts,
             notes: Vec::new(),
+            head_dirty: false,
+            head_at: Instant::now(),
         };
         state.locked(|s| s.resync())?;
         Ok(state)
@@ -304,7 +316,24 @@ impl State {
     }
 
     fn run(&mut self, rx: mpsc::Receiver<(Event, Reply)>) {
-        while let Ok(first) = rx.recv() {
+        loop {
+            let first = if self.head_dirty {
+                match rx.recv_timeout(HEAD_INTERVAL) {
+                    Ok(item) => item,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        if let Err(e) = self.locked(|s| s.write_head()) {
+                            tracing::error!(error = %e, "cannot update the audit head file");
+                        }
+                        continue;
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                }
+            } else {
+                match rx.recv() {
+                    Ok(item) => item,
+                    Err(_) => break,
+                }
+            };
             let mut batch = vec![first];
             while batch.len() < self.opts.max_batch {
                 match rx.try_recv() {
@@ -328,6 +357,11 @@ impl State {
                     }
                 }
             }
+        }
+        if self.head_dirty
+            && let Err(e) = self.locked(|s| s.write_head())
+        {
+            tracing::error!(error = %e, "cannot update the audit head file");
         }
     }
 
@@ -398,7 +432,10 @@ impl State {
             return Err(e);
         }
         self.len = self.len.saturating_add(buf.len() as u64);
-        self.write_head()?;
+        self.head_dirty = true;
+        if self.head_at.elapsed() >= HEAD_INTERVAL {
+            self.write_head()?;
+        }
         if let Some(limit) = self.opts.rotate_bytes
             && self.len >= limit
         {
@@ -409,7 +446,7 @@ impl State {
 
     /// Record the last seq and hash beside the log. Written after the data is durable, so the
     /// head never claims a record the log does not hold.
-    fn write_head(&self) -> Result<(), AuditError> {
+    fn write_head(&mut self) -> Result<(), AuditError> {
         let head = Head {
             seq: self.next_seq.saturating_sub(1),
             hash: self.prev.clone(),
@@ -423,7 +460,10 @@ impl State {
         let text =
             serde_json::to_string(&head).map_err(|e| AuditError::Serialize(e.to_string()))?;
         fs::write(&tmp, text).map_err(|e| AuditError::io(&tmp, "write", e))?;
-        fs::rename(&tmp, &path).map_err(|e| AuditError::io(&path, "rename", e))
+        fs::rename(&tmp, &path).map_err(|e| AuditError::io(&path, "rename", e))?;
+        self.head_dirty = false;
+        self.head_at = Instant::now();
+        Ok(())
     }
 
     /// Move the active file aside as `<log>.<first seq>` and start a new one. The chain

@@ -36,6 +36,15 @@ impl Gate {
     }
 
     async fn decide(&self, input: AreaInput) -> Decision {
+        // Most decisions come from the verdict cache in about a microsecond; an evaluation takes
+        // up to a few milliseconds. On the multi-threaded runtime, block_in_place runs it here
+        // and moves this worker's other tasks elsewhere; a thread handoff would cost more than
+        // the cached decision itself.
+        let multi = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if multi {
+            return tokio::task::block_in_place(|| self.policy.decide(&self.ctx, &input));
+        }
         let (policy, ctx) = (Arc::clone(&self.policy), self.ctx.clone());
         let area = input.area();
         match tokio::task::spawn_blocking(move || policy.decide(&ctx, &input)).await {

@@ -368,7 +368,13 @@ async fn connect(shared: &Arc<Shared>, req: Request<Incoming>, started: Instant)
             Ok(upgraded) => {
                 let mut client = TokioIo::new(upgraded);
                 let mut upstream = upstream;
-                let copy = tokio::io::copy_bidirectional(&mut client, &mut upstream);
+                // 64 KiB buffers: a quarter of the system calls of the 8 KiB default.
+                let copy = tokio::io::copy_bidirectional_with_sizes(
+                    &mut client,
+                    &mut upstream,
+                    1 << 16,
+                    1 << 16,
+                );
                 match tokio::time::timeout(shared.config.tunnel_timeout, copy).await {
                     Ok(Ok((up, down))) => (up, down, "closed"),
                     Ok(Err(_)) => (0, 0, "reset"),
