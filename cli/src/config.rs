@@ -208,6 +208,9 @@ pub struct ProxySection {
     pub system_roots: bool,
     /// Extra PEM bundles trusted for upstream certificates.
     pub upstream_roots: Vec<PathBuf>,
+    /// Policy areas in report mode ("network", "secrets"): a deny is recorded as would_deny and
+    /// the request goes on. For rolling out a new policy; empty in production.
+    pub report: Vec<String>,
 }
 
 impl Default for ProxySection {
@@ -226,11 +229,23 @@ impl Default for ProxySection {
             ca_dir: None,
             system_roots: true,
             upstream_roots: Vec::new(),
+            report: Vec::new(),
         }
     }
 }
 
 impl ProxySection {
+    /// The areas in report mode; a name that is not an area is an error.
+    pub fn report_areas(&self) -> Result<Vec<cordon_policy::Area>> {
+        self.report
+            .iter()
+            .map(|a| {
+                a.parse::<cordon_policy::Area>()
+                    .with_context(|| format!("[proxy] report: {a:?} is not a policy area"))
+            })
+            .collect()
+    }
+
     /// The library configuration.
     pub fn proxy_config(
         &self,

@@ -9,7 +9,7 @@ use cordon_audit::{
     AuditLog, DecisionRecord, Event, Finding as AuditFinding, Fingerprint, Kind, RuleId,
 };
 use cordon_policy::input::{Channel, FindingInput, NetworkInput, Phase, SecretsInput};
-use cordon_policy::{AreaInput, Context, Decision, Policy};
+use cordon_policy::{Area, AreaInput, Context, Decision, Policy};
 
 use crate::scan::Found;
 
@@ -19,6 +19,11 @@ pub struct Gate {
     policy: Arc<Policy>,
     audit: Option<Arc<AuditLog>>,
     ctx: Context,
+    report: Vec<Area>,
+    /// Evaluations at once. The policy's time limit is wall-clock: a thousand evaluations
+    /// sharing two cores would each take long enough to hit it and deny (fail closed, but
+    /// wrongly). With one evaluation per core, load queues instead.
+    slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl Gate {
@@ -32,7 +37,34 @@ impl Gate {
                 sandbox,
                 actor: Some("proxy".into()),
             },
+            report: Vec::new(),
+            slots: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 16)),
+            )),
         }
+    }
+
+    /// Report mode for `areas`: a deny there is recorded as `would_deny` and the request goes
+    /// on, for rolling out a new policy. Every other area still decides.
+    pub fn report(mut self, areas: &[Area]) -> Gate {
+        self.report = areas.to_vec();
+        self
+    }
+
+    /// Turns a deny into a recorded allow in report mode.
+    fn reported(&self, area: Area, mut d: Decision) -> Decision {
+        let denies = !d.allow
+            || d.action
+                .is_some_and(|a| a != cordon_policy::SecretAction::Allow);
+        if !denies || !self.report.contains(&area) {
+            return d;
+        }
+        tracing::warn!(area = %area, reasons = ?d.reasons, "report mode: would deny");
+        d.allow = true;
+        d.action = d.action.map(|_| cordon_policy::SecretAction::Allow);
+        d.extras
+            .insert("would_deny".into(), serde_json::Value::Bool(true));
+        d
     }
 
     async fn decide(&self, input: AreaInput) -> Decision {
@@ -42,13 +74,16 @@ impl Gate {
         // the cached decision itself.
         let multi = tokio::runtime::Handle::try_current()
             .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        let area = input.area();
+        // The semaphore is never closed, so acquiring only waits.
+        let _slot = self.slots.acquire().await;
         if multi {
-            return tokio::task::block_in_place(|| self.policy.decide(&self.ctx, &input));
+            let d = tokio::task::block_in_place(|| self.policy.decide(&self.ctx, &input));
+            return self.reported(area, d);
         }
         let (policy, ctx) = (Arc::clone(&self.policy), self.ctx.clone());
-        let area = input.area();
         match tokio::task::spawn_blocking(move || policy.decide(&ctx, &input)).await {
-            Ok(d) => d,
+            Ok(d) => self.reported(area, d),
             // A panicked evaluation is a failed one: deny.
             Err(_) => Decision::fallback(
                 area,
@@ -130,12 +165,24 @@ pub struct RequestInfo {
     pub headers: std::collections::BTreeMap<String, String>,
 }
 
-/// The audit form of a decision.
-pub fn decision_record(d: &Decision) -> DecisionRecord {
-    DecisionRecord {
-        allow: d.allow,
-        reasons: d.reasons.clone(),
-        policy: d.policy.clone(),
+/// Puts a policy decision on an audit event.
+pub trait Decided {
+    /// The event with `d` as its decision, and `would_deny` when report mode let a deny through.
+    fn decided(self, d: &Decision) -> Event;
+}
+
+impl Decided for Event {
+    fn decided(self, d: &Decision) -> Event {
+        let event = self.decision(DecisionRecord {
+            allow: d.allow,
+            reasons: d.reasons.clone(),
+            policy: d.policy.clone(),
+        });
+        if d.extras.get("would_deny") == Some(&serde_json::Value::Bool(true)) {
+            event.detail("would_deny", serde_json::Value::Bool(true))
+        } else {
+            event
+        }
     }
 }
 

@@ -27,7 +27,7 @@ use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
 use crate::config::ProxyConfig;
-use crate::gate::{Gate, RequestInfo, audit_findings, decision_record, egress};
+use crate::gate::{Decided, Gate, RequestInfo, audit_findings, egress};
 use crate::host::{Destination, parse_authority};
 use crate::resolve::Resolver;
 use crate::scan::{self, Found};
@@ -222,7 +222,7 @@ async fn refuse(
     extra: serde_json::Value,
 ) -> Response<Body> {
     let event = egress(action, target)
-        .decision(decision_record(decision))
+        .decided(decision)
         .outcome("denied")
         .duration_ms(millis(started))
         .detail("request", extra);
@@ -530,12 +530,12 @@ async fn intercepted(
             "the Host header does not match the tunnel's destination",
         );
     }
-    let (parts, body) = match scanned(shared, req, dest, started).await {
+    let request = match scanned(shared, req, dest, started).await {
         Ok(x) => x,
         Err(resp) => return resp,
     };
     let upstream = interception.upstream.clone();
-    exchange(shared, dest, ips, parts, body, Some(&upstream), started).await
+    exchange(shared, dest, ips, request, Some(&upstream), started).await
 }
 
 /// The headers policy sees for a request-phase decision.
@@ -582,7 +582,7 @@ async fn forward(shared: &Arc<Shared>, req: Request<Incoming>, started: Instant)
         Ok(d) => d,
         Err(e) => return answer(StatusCode::BAD_REQUEST, &e.to_string()),
     };
-    let (parts, body) = match scanned(shared, req, &dest, started).await {
+    let request = match scanned(shared, req, &dest, started).await {
         Ok(x) => x,
         Err(resp) => return resp,
     };
@@ -590,7 +590,7 @@ async fn forward(shared: &Arc<Shared>, req: Request<Incoming>, started: Instant)
         Ok(ips) => ips,
         Err(resp) => return resp,
     };
-    exchange(shared, &dest, &ips, parts, body, None, started).await
+    exchange(shared, &dest, &ips, request, None, started).await
 }
 
 /// Reads a request's body (up to the scan limit) and scans the request for secrets; a request
@@ -600,7 +600,7 @@ async fn scanned(
     req: Request<Incoming>,
     dest: &Destination,
     started: Instant,
-) -> Result<(http::request::Parts, Bytes), Response<Body>> {
+) -> Result<Scanned, Response<Body>> {
     let target = dest.authority();
     let path = req
         .uri()
@@ -654,6 +654,7 @@ async fn scanned(
             ));
         }
     }
+    let mut would_deny = false;
     if !found.is_empty() {
         let decision = shared.gate.secrets(&dest.host, &found).await;
         if decision.action != Some(cordon_policy::SecretAction::Allow) {
@@ -661,8 +662,23 @@ async fn scanned(
             // anything but an explicit allow stops it.
             return Err(blocked_secret(shared, &target, &decision, &found, started).await);
         }
+        would_deny = decision.extras.get("would_deny") == Some(&serde_json::Value::Bool(true));
     }
-    Ok((parts, body))
+    Ok(Scanned {
+        parts,
+        body,
+        found,
+        would_deny,
+    })
+}
+
+/// A request that may leave: its head and body, and the findings policy allowed (explicitly,
+/// or in report mode) for its record.
+struct Scanned {
+    parts: http::request::Parts,
+    body: Bytes,
+    found: Vec<Found>,
+    would_deny: bool,
 }
 
 /// The request-phase decision, then the request sent to a checked address (over TLS when
@@ -671,11 +687,16 @@ async fn exchange(
     shared: &Shared,
     dest: &Destination,
     ips: &[IpAddr],
-    parts: http::request::Parts,
-    body: Bytes,
+    request: Scanned,
     tls: Option<&TlsUpstream>,
     started: Instant,
 ) -> Response<Body> {
+    let Scanned {
+        parts,
+        body,
+        found,
+        would_deny: secrets_would_deny,
+    } = request;
     let target = dest.authority();
     let scheme = if tls.is_some() { "https" } else { "http" };
     let path = parts
@@ -765,12 +786,18 @@ async fn exchange(
         Err(e) => return answer(StatusCode::BAD_GATEWAY, &format!("upstream {target}: {e}")),
     };
     let event = egress("request", &target)
-        .decision(decision_record(&decision))
+        .decided(&decision)
         .outcome(resp.status().as_u16().to_string())
         .duration_ms(millis(started))
         .detail("scheme", json!(scheme))
         .detail("method", json!(method))
-        .detail("bytes_up", json!(bytes_up));
+        .detail("bytes_up", json!(bytes_up))
+        .findings(audit_findings(&found));
+    let event = if secrets_would_deny {
+        event.detail("secrets_would_deny", json!(true))
+    } else {
+        event
+    };
     if let Err(e) = shared.gate.record(event).await {
         // The request already went out: say so loudly, and do not hand back its answer.
         tracing::error!(error = %e, "cannot write the audit record of a forwarded request");
@@ -840,7 +867,7 @@ async fn blocked_secret(
 ) -> Response<Body> {
     let rules: Vec<&str> = found.iter().map(|f| f.rule.as_str()).collect();
     let event = egress("request", target)
-        .decision(decision_record(decision))
+        .decided(decision)
         .outcome("blocked")
         .duration_ms(millis(started))
         .findings(audit_findings(found))

@@ -48,11 +48,15 @@ fn build(
         .with_context(|| format!("cannot load policies from {location}"))?;
     let policy = Arc::new(Policy::new(set));
     let scanner = cordon_secrets::Scanner::with_defaults().context("loading the secret rules")?;
-    Ok(Proxy::new(
-        section_config,
-        Gate::new(policy, Some(audit), None),
-        scanner,
-    )?)
+    let report = config.proxy.report_areas()?;
+    if !report.is_empty() {
+        output::warn(&format!(
+            "report mode for {:?}: denies there are only recorded (would_deny)",
+            config.proxy.report
+        ));
+    }
+    let gate = Gate::new(policy, Some(audit), None).report(&report);
+    Ok(Proxy::new(section_config, gate, scanner)?)
 }
 
 /// Binds a unix socket, replacing a stale one (a socket file nobody listens on).

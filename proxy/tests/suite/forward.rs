@@ -170,3 +170,36 @@ fn answers_clear_errors_to_malformed_requests() {
     let (code, body, _) = p.curl(&["--proxy-insecure", "-H", "x: y", "http://upstream.test/"]);
     let _ = (code, body);
 }
+
+#[test]
+fn report_mode_records_would_deny_and_lets_the_request_through() {
+    use cordon_policy::Area;
+    let origin = Origin::start();
+    let p = proxy_full(
+        &["upstream.test"],
+        &[("upstream.test", "127.0.0.1"), ("new.test", "127.0.0.1")],
+        |_| {},
+        &[Area::Network, Area::Secrets],
+    );
+    let (code, body, _) = p.curl(&[
+        "-H",
+        "X-Token: ghp_2ugKv2Ht9qICAAazXYhT1xZJOouhEtXSKHrK",
+        &format!("http://new.test:{}/rollout", origin.port),
+    ]);
+    assert_eq!(code, 200, "{body}");
+    assert!(origin.saw("GET /rollout"));
+    let rec = p.last();
+    assert_eq!(rec["decision"]["allow"], true);
+    assert_eq!(rec["detail"]["would_deny"], true, "{rec}");
+    assert_eq!(rec["detail"]["secrets_would_deny"], true, "{rec}");
+    assert_eq!(rec["findings"][0]["rule"], "github-pat");
+    // Only the areas in report mode are relaxed.
+    let strict = proxy_full(
+        &["upstream.test"],
+        &[("new.test", "127.0.0.1")],
+        |_| {},
+        &[Area::Secrets],
+    );
+    let (code, _, _) = strict.curl(&[&format!("http://new.test:{}/", origin.port)]);
+    assert_eq!(code, 403);
+}

@@ -94,6 +94,16 @@ pub fn proxy_with(
     hosts: &[(&str, &str)],
     edit: impl FnOnce(&mut ProxyConfig),
 ) -> Running {
+    proxy_full(allow, hosts, edit, &[])
+}
+
+/// As [`proxy_with`], with report mode for `report` areas.
+pub fn proxy_full(
+    allow: &[&str],
+    hosts: &[(&str, &str)],
+    edit: impl FnOnce(&mut ProxyConfig),
+    report: &[cordon_policy::Area],
+) -> Running {
     let mut policy_config = PolicyConfig::default();
     policy_config.network.allow = allow.iter().map(|s| (*s).to_owned()).collect();
     policy_config.network.allow_addresses = vec!["127.0.0.0/8".into()];
@@ -134,7 +144,7 @@ pub fn proxy_with(
     let scanner = cordon_secrets::Scanner::with_defaults().unwrap();
     let proxy = Proxy::new(
         config,
-        Gate::new(policy, Some(audit), Some("test".into())),
+        Gate::new(policy, Some(audit), Some("test".into())).report(report),
         scanner,
     )
     .unwrap();

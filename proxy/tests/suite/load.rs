@@ -79,13 +79,19 @@ async fn load(proxy_port: u16) -> (usize, usize) {
                 "GET http://load.test:{origin_port}/{i} HTTP/1.1\r\nHost: load.test\r\nConnection: close\r\n\r\n"
             );
             let mut resp = Vec::new();
-            let good = s.write_all(req.as_bytes()).await.is_ok()
-                && s.read_to_end(&mut resp).await.is_ok()
+            let wrote = s.write_all(req.as_bytes()).await;
+            let read = s.read_to_end(&mut resp).await;
+            let good = wrote.is_ok()
+                && read.is_ok()
                 && resp.starts_with(b"HTTP/1.1 200")
                 && resp.ends_with(b"ok");
             if good {
                 ok.fetch_add(1, Ordering::Relaxed);
             } else {
+                eprintln!(
+                    "request {i}: write {wrote:?}, read {read:?}, answer {:?}",
+                    String::from_utf8_lossy(&resp)
+                );
                 errors.fetch_add(1, Ordering::Relaxed);
             }
         }));
