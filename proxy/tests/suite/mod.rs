@@ -1,4 +1,5 @@
 mod forward;
+mod git;
 mod harness;
 mod leaks;
 mod load;
