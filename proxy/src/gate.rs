@@ -114,6 +114,21 @@ impl Gate {
         self.decide(AreaInput::Network(input)).await
     }
 
+    /// The `git` decision for one ref update of a push to `remote`.
+    pub async fn push(&self, remote: &str, update: &crate::pack::RefUpdate) -> Decision {
+        let input = cordon_policy::input::GitInput {
+            operation: cordon_policy::input::GitOp::Push,
+            branch: update.name.clone(),
+            remote: Some(remote.to_owned()),
+            // Deleting a ref rewrites history as much as a force push does. Whether an update
+            // is a fast-forward needs the object graph, which the proxy does not have.
+            force: update.deletes(),
+            changed_paths: Vec::new(),
+            range: None,
+        };
+        self.decide(AreaInput::Git(input)).await
+    }
+
     /// The `secrets` decision for findings in a request to `destination`.
     pub async fn secrets(&self, destination: &str, found: &[Found]) -> Decision {
         let input = SecretsInput {

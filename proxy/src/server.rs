@@ -654,6 +654,54 @@ async fn scanned(
             ));
         }
     }
+    // A git push: every ref update goes to the git policy, and the pack's objects are inflated
+    // and scanned (a secret in a committed file is inside zlib streams, not in the clear).
+    if is_receive_pack(&parts) {
+        let push = decoded_body(&parts, &body)
+            .map_err(|e| e.to_string())
+            .and_then(|b| crate::pack::parse(&b).map_err(|e| e.to_string()));
+        let push = match push {
+            Ok(p) => p,
+            Err(why) => {
+                let event = egress("push", &target)
+                    .outcome("blocked")
+                    .duration_ms(millis(started))
+                    .detail("reason", json!(why));
+                record(shared, event).await?;
+                return Err(answer(
+                    StatusCode::FORBIDDEN,
+                    &format!("{why}; the push is blocked"),
+                ));
+            }
+        };
+        let remote = format!(
+            "{}://{}{}",
+            parts.uri.scheme_str().unwrap_or("https"),
+            target,
+            path.trim_end_matches("/git-receive-pack")
+        );
+        for update in &push.updates {
+            let decision = shared.gate.push(&remote, update).await;
+            if !decision.allow {
+                let event = egress("push", &target)
+                    .decided(&decision)
+                    .outcome("denied")
+                    .duration_ms(millis(started))
+                    .detail("ref", json!(update.name));
+                record(shared, event).await?;
+                return Err(denied(&decision));
+            }
+        }
+        for object in &push.objects {
+            let hits = shared.scanner.scan(object);
+            found.extend(hits.into_iter().map(|f| Found {
+                rule: f.rule,
+                fingerprint: f.fingerprint,
+                location: "push".into(),
+                entropy: f.entropy,
+            }));
+        }
+    }
     let mut would_deny = false;
     if !found.is_empty() {
         let decision = shared.gate.secrets(&dest.host, &found).await;
@@ -670,6 +718,34 @@ async fn scanned(
         found,
         would_deny,
     })
+}
+
+/// Whether the request is the pack-sending half of a smart-HTTP push.
+fn is_receive_pack(parts: &http::request::Parts) -> bool {
+    parts.method == Method::POST && parts.uri.path().ends_with("/git-receive-pack")
+}
+
+/// The body without its Content-Encoding (git may gzip requests), bounded.
+fn decoded_body(parts: &http::request::Parts, body: &Bytes) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    match scan::encoding(&parts.headers).map_err(|e| e.to_string())? {
+        cordon_secrets::ContentEncoding::Identity => Ok(body.to_vec()),
+        cordon_secrets::ContentEncoding::Gzip => {
+            let mut out = Vec::new();
+            let limit = crate::pack::MAX_INFLATED as u64 + 1;
+            flate2::read::GzDecoder::new(body.as_ref())
+                .take(limit)
+                .read_to_end(&mut out)
+                .map_err(|e| format!("the push does not decompress: {e}"))?;
+            if out.len() as u64 >= limit {
+                return Err("the push decompresses past the scan limit".into());
+            }
+            Ok(out)
+        }
+        other => Err(format!(
+            "a push with content-encoding {other:?} cannot be read"
+        )),
+    }
 }
 
 /// A request that may leave: its head and body, and the findings policy allowed (explicitly,

@@ -118,28 +118,73 @@ fn git_clone_and_push_through_the_proxy() {
             .status
             .success()
     );
-    let out = git(
-        &clone,
-        &[
-            "-c",
-            &format!("http.proxy={proxy_url}"),
-            "push",
-            "-q",
-            "origin",
-            "HEAD:main",
-        ],
+    let push = |refspec: &str| {
+        git(
+            &clone,
+            &[
+                "-c",
+                &format!("http.proxy={proxy_url}"),
+                "push",
+                "-q",
+                "origin",
+                refspec,
+            ],
+        )
+    };
+    // The default git policy protects main: the push is refused before the pack leaves.
+    let out = push("HEAD:main");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("403"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
+    let refused = p
+        .records()
+        .into_iter()
+        .rev()
+        .find(|r| r["action"] == "push")
+        .unwrap();
+    assert_eq!(refused["detail"]["ref"], "refs/heads/main");
+    assert_eq!(refused["decision"]["allow"], false);
+    // A feature branch is allowed.
+    let out = push("HEAD:refs/heads/feature");
     assert!(
         out.status.success(),
         "push: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // The server's repository has the commit.
     let log = git(
         &srv.root.path().join("repo.git"),
-        &["log", "--format=%s", "main"],
+        &["log", "--format=%s", "feature"],
     );
     assert_eq!(String::from_utf8_lossy(&log.stdout).trim(), "first");
+    // A committed secret is found inside the pack's zlib streams and the push is blocked.
+    std::fs::write(
+        clone.join("deploy.env"),
+        "GITHUB_TOKEN=ghp_2ugKv2Ht9qICAAazXYhT1xZJOouhEtXSKHrK\n",
+    )
+    .unwrap();
+    assert!(git(&clone, &["add", "deploy.env"]).status.success());
+    assert!(
+        git(&clone, &["commit", "-q", "-m", "oops"])
+            .status
+            .success()
+    );
+    let out = push("HEAD:refs/heads/feature");
+    assert!(!out.status.success(), "a push with a secret went through");
+    let blocked = p.last();
+    assert_eq!(blocked["outcome"], "blocked", "{blocked}");
+    assert_eq!(blocked["findings"][0]["rule"], "github-pat");
+    let log = git(
+        &srv.root.path().join("repo.git"),
+        &["log", "--format=%s", "feature"],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&log.stdout).trim(),
+        "first",
+        "the server got the secret commit"
+    );
     // Every request went through policy and has a record.
     let recs = p.records();
     assert!(
