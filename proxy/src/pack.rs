@@ -100,7 +100,8 @@ pub fn parse(body: &[u8]) -> Result<Push, PackError> {
     }
     let count = rest
         .get(8..12)
-        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        .map(|b| u32::from_be_bytes(b) as usize)
         .ok_or(PackError::Malformed("the pack header"))?;
     let mut pos = 12usize;
     let mut inflated = 0usize;
