@@ -5,3 +5,4 @@ mod leaks;
 mod load;
 mod sandbox;
 mod tls;
+mod websocket;
