@@ -3,6 +3,7 @@ mod git;
 mod harness;
 mod leaks;
 mod load;
+mod props;
 mod sandbox;
 mod tls;
 mod websocket;
