@@ -203,3 +203,16 @@ fn report_mode_records_would_deny_and_lets_the_request_through() {
     let (code, _, _) = strict.curl(&[&format!("http://new.test:{}/", origin.port)]);
     assert_eq!(code, 403);
 }
+
+#[test]
+fn refuses_loopback_unless_an_operator_allows_it() {
+    // Without [network] allow_addresses, an allowed name that resolves to loopback is refused,
+    // and so is the literal.
+    let origin = Origin::start();
+    let p = proxy(&["strict.test"], &[("strict.test", "127.0.0.1")]);
+    let (code, body, _) = p.curl(&[&format!("http://strict.test:{}/", origin.port)]);
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains("127.0.0.1"), "{body}");
+    assert_eq!(origin.bytes(), 0);
+    assert_eq!(p.last()["detail"]["request"]["phase"], "connect");
+}
