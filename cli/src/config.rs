@@ -211,6 +211,21 @@ pub struct ProxySection {
     /// Policy areas in report mode ("network", "secrets"): a deny is recorded as would_deny and
     /// the request goes on. For rolling out a new policy; empty in production.
     pub report: Vec<String>,
+    /// Credentials kept out of the sandbox: it sees a placeholder, the proxy swaps the real
+    /// value in for the listed hosts only.
+    pub tokens: Vec<TokenSection>,
+}
+
+/// `[[proxy.tokens]]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenSection {
+    /// The variable the sandbox sees (e.g. GITHUB_TOKEN).
+    pub name: String,
+    /// The host variable holding the real value (default: the same name).
+    pub from_env: Option<String>,
+    /// Hosts the real value may go to: "github.com", "*.github.com".
+    pub hosts: Vec<String>,
 }
 
 impl Default for ProxySection {
@@ -230,6 +245,7 @@ impl Default for ProxySection {
             system_roots: true,
             upstream_roots: Vec::new(),
             report: Vec::new(),
+            tokens: Vec::new(),
         }
     }
 }
@@ -282,8 +298,32 @@ impl ProxySection {
                 .or_else(|| state_dir.map(|d| d.join("ca"))),
             system_roots: self.system_roots,
             upstream_roots: self.upstream_roots.clone(),
+            tokens: self.tokens()?,
             ..cordon_proxy::ProxyConfig::default()
         })
+    }
+
+    /// The swapped credentials, with their real values read from the host's environment.
+    fn tokens(&self) -> Result<Vec<cordon_proxy::token::Token>> {
+        self.tokens
+            .iter()
+            .map(|t| {
+                let var = t.from_env.as_deref().unwrap_or(&t.name);
+                let value = std::env::var(var).with_context(|| {
+                    format!(
+                        "[[proxy.tokens]] {}: the host variable {var} is not set",
+                        t.name
+                    )
+                })?;
+                if t.hosts.is_empty() {
+                    bail!(
+                        "[[proxy.tokens]] {}: hosts is empty, so it could go nowhere",
+                        t.name
+                    );
+                }
+                Ok(cordon_proxy::token::Token::new(&t.name, &value, &t.hosts))
+            })
+            .collect()
     }
 }
 

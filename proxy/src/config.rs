@@ -33,6 +33,8 @@ pub struct ProxyConfig {
     pub system_roots: bool,
     /// Extra PEM bundles trusted for upstream certificates.
     pub upstream_roots: Vec<std::path::PathBuf>,
+    /// Credentials swapped in for their placeholders (see `token`).
+    pub tokens: Vec<crate::token::Token>,
 }
 
 impl Default for ProxyConfig {
@@ -51,6 +53,7 @@ impl Default for ProxyConfig {
             ca_dir: None,
             system_roots: true,
             upstream_roots: Vec::new(),
+            tokens: Vec::new(),
         }
     }
 }

@@ -27,6 +27,7 @@ mod resolve;
 mod scan;
 mod server;
 pub mod tls;
+pub mod token;
 
 pub use config::ProxyConfig;
 pub use gate::Gate;

@@ -112,6 +112,16 @@ impl Proxy {
         })
     }
 
+    /// (name, placeholder) of each swapped credential, for the sandbox's environment.
+    pub fn placeholders(&self) -> Vec<(String, String)> {
+        self.shared
+            .config
+            .tokens
+            .iter()
+            .map(|t| (t.name.clone(), t.placeholder.clone()))
+            .collect()
+    }
+
     /// The interception CA's certificate, when interception is on (for the sandbox's trust).
     pub fn ca_cert(&self) -> Option<std::path::PathBuf> {
         self.shared
@@ -607,7 +617,6 @@ async fn scanned(
         .path_and_query()
         .map_or("/".to_owned(), |p| p.as_str().to_owned());
     let (parts, body) = req.into_parts();
-    let mut found = scan::scan_head(&shared.scanner, &path, &parts.headers);
     let body = match Limited::new(body, shared.config.max_scan_bytes)
         .collect()
         .await
@@ -638,8 +647,17 @@ async fn scanned(
             return Err(answer(status, &why));
         }
     };
+    // Token placeholders are not secrets: the scanner sees them neutralised.
+    let carried = crate::token::found(&shared.config.tokens, &path, &parts.headers, &body);
+    let neutral = (!carried.is_empty())
+        .then(|| crate::token::neutralised(&carried, &path, &parts.headers, &body));
+    let (scan_target, scan_headers, scan_body): (&str, &HeaderMap, &[u8]) = match &neutral {
+        Some((t, h, b)) => (t, h, b),
+        None => (&path, &parts.headers, &body),
+    };
+    let mut found = scan::scan_head(&shared.scanner, scan_target, scan_headers);
     match scan::encoding(&parts.headers)
-        .and_then(|enc| scan::scan_body(&shared.scanner, &body, enc))
+        .and_then(|enc| scan::scan_body(&shared.scanner, scan_body, enc))
     {
         Ok(more) => found.extend(more),
         Err(e) => {
@@ -712,11 +730,41 @@ async fn scanned(
         }
         would_deny = decision.extras.get("would_deny") == Some(&serde_json::Value::Bool(true));
     }
+    // Token swap, after scanning (a placeholder is not a secret; the real value must not be
+    // flagged as one on its way to the host it belongs to).
+    let (mut parts, mut body) = (parts, body);
+    let mut tokens = Vec::new();
+    if !carried.is_empty() {
+        if let Some(t) = carried.iter().find(|t| !t.allows(&dest.host)) {
+            let event = egress("request", &target)
+                .outcome("blocked")
+                .duration_ms(millis(started))
+                .detail("token", json!(t.name))
+                .detail(
+                    "reason",
+                    json!("a token placeholder sent to a host it does not belong to"),
+                );
+            record(shared, event).await?;
+            return Err(answer(
+                StatusCode::FORBIDDEN,
+                &format!(
+                    "blocked: {} may only be sent to its configured hosts",
+                    t.name
+                ),
+            ));
+        }
+        match crate::token::swap(&carried, &mut parts, &body) {
+            Ok(b) => body = Bytes::from(b),
+            Err(e) => return Err(answer(StatusCode::BAD_REQUEST, &e)),
+        }
+        tokens = carried.iter().map(|t| t.name.clone()).collect();
+    }
     Ok(Scanned {
         parts,
         body,
         found,
         would_deny,
+        tokens,
     })
 }
 
@@ -755,6 +803,8 @@ struct Scanned {
     body: Bytes,
     found: Vec<Found>,
     would_deny: bool,
+    /// Credentials swapped in for their placeholders, by name.
+    tokens: Vec<String>,
 }
 
 /// The request-phase decision, then the request sent to a checked address (over TLS when
@@ -772,6 +822,7 @@ async fn exchange(
         body,
         found,
         would_deny: secrets_would_deny,
+        tokens,
     } = request;
     let target = dest.authority();
     let scheme = if tls.is_some() { "https" } else { "http" };
@@ -873,6 +924,11 @@ async fn exchange(
         event.detail("secrets_would_deny", json!(true))
     } else {
         event
+    };
+    let event = if tokens.is_empty() {
+        event
+    } else {
+        event.detail("tokens_swapped", json!(tokens))
     };
     if let Err(e) = shared.gate.record(event).await {
         // The request already went out: say so loudly, and do not hand back its answer.

@@ -147,6 +147,8 @@ pub struct Embedded {
     pub socket: PathBuf,
     /// The interception CA, when interception is on.
     pub ca_cert: Option<PathBuf>,
+    /// (name, placeholder) of each swapped credential, for the sandbox's environment.
+    pub placeholders: Vec<(String, String)>,
     _dir: PathBuf,
     runtime: Option<tokio::runtime::Runtime>,
 }
@@ -159,6 +161,7 @@ impl Embedded {
     ) -> Result<Embedded> {
         let proxy = build(config, audit, sandbox, None)?;
         let ca_cert = proxy.ca_cert();
+        let placeholders = proxy.placeholders();
         let dir = std::env::temp_dir().join(format!("cordon-proxy-{}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
         std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
@@ -173,6 +176,7 @@ impl Embedded {
         Ok(Embedded {
             socket,
             ca_cert,
+            placeholders,
             _dir: dir,
             runtime: Some(rt),
         })

@@ -172,6 +172,10 @@ impl RunArgs {
             if sandbox_config.ca_file.is_none() {
                 sandbox_config.ca_file = proxy.ca_cert.clone();
             }
+            // Swapped credentials: the command sees only their placeholders.
+            sandbox_config
+                .env
+                .extend(proxy.placeholders.iter().cloned());
             embedded = Some(proxy);
         }
         Ok((Sandbox::new(sandbox_config)?, embedded))

@@ -320,3 +320,80 @@ fn proxy_serves_until_stopped() {
     ])
     .fails(2, "only loopback addresses");
 }
+
+#[test]
+fn run_keeps_a_swapped_token_out_of_the_sandbox() {
+    use std::io::{Read, Write};
+    let env = Env::new();
+    let ws = workspace(&env);
+    // An origin that says whether it received the real token.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let mut buf = [0u8; 4096];
+            let mut head = Vec::new();
+            while !head.ends_with(b"\r\n\r\n") {
+                match conn.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            let text = String::from_utf8_lossy(&head).to_ascii_lowercase();
+            let body = if text.contains("authorization: bearer real-deploy-token-value") {
+                "auth-ok"
+            } else {
+                "auth-bad"
+            };
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    env.write(
+        "cordon.toml",
+        "[network]\nallow = [\"tok.test\"]\nallow_addresses = [\"127.0.0.0/8\"]\n\n\
+         [proxy]\nhosts = { \"tok.test\" = [\"127.0.0.1\"] }\n\n\
+         [[proxy.tokens]]\nname = \"DEPLOY_TOKEN\"\nhosts = [\"tok.test\"]\n",
+    );
+    let script = format!(
+        "case \"$DEPLOY_TOKEN\" in cordon-placeholder-*) echo placeholder;; *) echo LEAKED;; esac; \
+         curl -s -m 5 -H \"Authorization: Bearer $DEPLOY_TOKEN\" http://tok.test:{port}/"
+    );
+    let mut cmd = env.command(&[
+        "--config",
+        "cordon.toml",
+        "run",
+        "--workspace",
+        &ws,
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    cmd.env("DEPLOY_TOKEN", "real-deploy-token-value");
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        stdout,
+        "placeholder\nauth-ok",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log = std::fs::read_to_string(env.log()).unwrap();
+    assert!(!log.contains("real-deploy-token-value"));
+    // A missing host variable is a clear error, not an empty token.
+    let r = env.run(&[
+        "--config",
+        "cordon.toml",
+        "run",
+        "--workspace",
+        &ws,
+        "--",
+        "true",
+    ]);
+    r.fails(125, "the host variable DEPLOY_TOKEN is not set");
+}

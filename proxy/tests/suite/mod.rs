@@ -6,4 +6,5 @@ mod load;
 mod props;
 mod sandbox;
 mod tls;
+mod token;
 mod websocket;
