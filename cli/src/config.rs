@@ -191,6 +191,8 @@ pub struct ProxySection {
     pub socket: Option<PathBuf>,
     /// An optional TCP listener; loopback addresses only.
     pub listen: Option<std::net::SocketAddr>,
+    /// Serve Prometheus metrics (`GET /metrics`) here; loopback addresses only.
+    pub metrics: Option<std::net::SocketAddr>,
     /// Names pinned to addresses, like curl's --resolve; policy still decides on them.
     pub hosts: std::collections::BTreeMap<String, Vec<std::net::IpAddr>>,
     /// Request bodies larger than this (KiB) cannot be scanned and are refused.
@@ -234,6 +236,7 @@ impl Default for ProxySection {
         ProxySection {
             socket: None,
             listen: None,
+            metrics: None,
             hosts: std::collections::BTreeMap::new(),
             max_scan_kib: (d.max_scan_bytes / 1024) as u64,
             max_tunnels: d.max_tunnels,

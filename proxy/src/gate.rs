@@ -24,6 +24,7 @@ pub struct Gate {
     /// sharing two cores would each take long enough to hit it and deny (fail closed, but
     /// wrongly). With one evaluation per core, load queues instead.
     slots: Arc<tokio::sync::Semaphore>,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Gate {
@@ -41,7 +42,25 @@ impl Gate {
             slots: Arc::new(tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 16)),
             )),
+            metrics: Arc::new(crate::metrics::Metrics::default()),
         }
+    }
+
+    /// The proxy's metrics (decisions are counted here).
+    pub fn metrics(&self) -> Arc<crate::metrics::Metrics> {
+        Arc::clone(&self.metrics)
+    }
+
+    fn counted(&self, area: Area, d: Decision) -> Decision {
+        let result = if d.allow { "allow" } else { "deny" };
+        self.metrics
+            .decisions
+            .get_or_create(&crate::metrics::DecisionLabels {
+                area: area.to_string(),
+                result,
+            })
+            .inc();
+        d
     }
 
     /// Report mode for `areas`: a deny there is recorded as `would_deny` and the request goes
@@ -79,11 +98,11 @@ impl Gate {
         let _slot = self.slots.acquire().await;
         if multi {
             let d = tokio::task::block_in_place(|| self.policy.decide(&self.ctx, &input));
-            return self.reported(area, d);
+            return self.counted(area, self.reported(area, d));
         }
         let (policy, ctx) = (Arc::clone(&self.policy), self.ctx.clone());
         match tokio::task::spawn_blocking(move || policy.decide(&ctx, &input)).await {
-            Ok(d) => self.reported(area, d),
+            Ok(d) => self.counted(area, self.reported(area, d)),
             // A panicked evaluation is a failed one: deny.
             Err(_) => Decision::fallback(
                 area,

@@ -22,6 +22,7 @@
 mod config;
 mod gate;
 pub mod host;
+pub mod metrics;
 pub mod pack;
 mod resolve;
 mod scan;

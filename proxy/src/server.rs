@@ -69,6 +69,7 @@ struct Shared {
     scanner: Scanner,
     tunnels: Arc<Semaphore>,
     interception: Option<Interception>,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Proxy {
@@ -100,8 +101,10 @@ impl Proxy {
                 })
             }
         };
+        let metrics = gate.metrics();
         Ok(Proxy {
             shared: Arc::new(Shared {
+                metrics,
                 config,
                 gate,
                 resolver,
@@ -110,6 +113,47 @@ impl Proxy {
                 interception,
             }),
         })
+    }
+
+    /// The proxy's metrics.
+    pub fn metrics(&self) -> Arc<crate::metrics::Metrics> {
+        Arc::clone(&self.shared.metrics)
+    }
+
+    /// Serves `GET /metrics` (Prometheus text format) on `listener` until it fails.
+    pub async fn serve_metrics(&self, listener: tokio::net::TcpListener) -> io::Result<()> {
+        loop {
+            let (stream, _) = listener.accept().await?;
+            let metrics = self.metrics();
+            tokio::spawn(async move {
+                let service = service_fn(move |req: Request<Incoming>| {
+                    let metrics = Arc::clone(&metrics);
+                    async move {
+                        let resp = if req.method() == Method::GET && req.uri().path() == "/metrics"
+                        {
+                            let mut r = Response::new(
+                                Full::new(Bytes::from(metrics.render()))
+                                    .map_err(|never| match never {})
+                                    .boxed(),
+                            );
+                            r.headers_mut().insert(
+                                header::CONTENT_TYPE,
+                                HeaderValue::from_static(
+                                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                                ),
+                            );
+                            r
+                        } else {
+                            answer(StatusCode::NOT_FOUND, "only /metrics is served here")
+                        };
+                        Ok::<_, Infallible>(resp)
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
     }
 
     /// (name, placeholder) of each swapped credential, for the sandbox's environment.
@@ -203,11 +247,30 @@ fn denied(decision: &Decision) -> Response<Body> {
 
 async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
     let started = Instant::now();
-    let resp = if req.method() == Method::CONNECT {
+    let tunnel = req.method() == Method::CONNECT;
+    let resp = if tunnel {
         connect(&shared, req, started).await
     } else {
         forward(&shared, req, started).await
     };
+    let status = resp.status();
+    let secret =
+        resp.headers().get("x-cordon-decision") == Some(&HeaderValue::from_static("secret"));
+    let result = match status.as_u16() {
+        100..=399 => "allowed",
+        403 if secret => "blocked",
+        403 if resp.headers().contains_key("x-cordon-decision") => "denied",
+        403 | 413 => "blocked",
+        421 => "denied",
+        _ => "error",
+    };
+    shared
+        .metrics
+        .outcome(if tunnel { "tunnel" } else { "request" }, result);
+    shared
+        .metrics
+        .latency
+        .observe(started.elapsed().as_secs_f64());
     Ok(resp)
 }
 
@@ -347,7 +410,9 @@ async fn connect(shared: &Arc<Shared>, req: Request<Incoming>, started: Instant)
         let shared = Arc::clone(shared);
         tokio::spawn(async move {
             let _permit = permit;
-            intercept(shared, req, dest, ips, started).await;
+            shared.metrics.tunnels.inc();
+            intercept(Arc::clone(&shared), req, dest, ips, started).await;
+            shared.metrics.tunnels.dec();
         });
         return ok_empty();
     }
@@ -374,6 +439,7 @@ async fn connect(shared: &Arc<Shared>, req: Request<Incoming>, started: Instant)
     let shared = Arc::clone(shared);
     tokio::spawn(async move {
         let _permit = permit;
+        shared.metrics.tunnels.inc();
         let (up, down, outcome) = match hyper::upgrade::on(req).await {
             Ok(upgraded) => {
                 let mut client = TokioIo::new(upgraded);
@@ -399,6 +465,9 @@ async fn connect(shared: &Arc<Shared>, req: Request<Incoming>, started: Instant)
             .detail("peer", json!(peer))
             .detail("bytes_up", json!(up))
             .detail("bytes_down", json!(down));
+        shared.metrics.tunnels.dec();
+        shared.metrics.carried("up", up);
+        shared.metrics.carried("down", down);
         if let Err(e) = shared.gate.record(event).await {
             tracing::error!(error = %e, "cannot write the audit record of a finished tunnel");
         }
@@ -655,10 +724,15 @@ async fn scanned(
         Some((t, h, b)) => (t, h, b),
         None => (&path, &parts.headers, &body),
     };
+    let scan_started = Instant::now();
     let mut found = scan::scan_head(&shared.scanner, scan_target, scan_headers);
-    match scan::encoding(&parts.headers)
-        .and_then(|enc| scan::scan_body(&shared.scanner, scan_body, enc))
-    {
+    let body_scan = scan::encoding(&parts.headers)
+        .and_then(|enc| scan::scan_body(&shared.scanner, scan_body, enc));
+    shared
+        .metrics
+        .scan
+        .observe(scan_started.elapsed().as_secs_f64());
+    match body_scan {
         Ok(more) => found.extend(more),
         Err(e) => {
             let event = egress("request", &target)
@@ -885,6 +959,7 @@ async fn exchange(
         }
     }
     let bytes_up = body.len();
+    shared.metrics.carried("up", bytes_up as u64);
     let out = match out.body(Full::new(body)) {
         Ok(r) => r,
         Err(e) => return answer(StatusCode::BAD_REQUEST, &e.to_string()),

@@ -95,6 +95,12 @@ impl ProxyArgs {
             None => config.state_dir()?.join("proxy.sock"),
         };
         let listen = self.listen.or(config.proxy.listen);
+        let metrics_addr = config.proxy.metrics;
+        if let Some(m) = metrics_addr
+            && !m.ip().is_loopback()
+        {
+            bail!("[proxy] metrics = {m}: only loopback addresses are allowed");
+        }
         let proxy = build(&config, audit, None, listen)?;
         let unix = bind_unix(&socket)?;
         let rt = runtime()?;
@@ -112,7 +118,28 @@ impl ProxyArgs {
             if let Some(t) = &tcp {
                 output::info(&format!("cordon proxy: listening on {}", t.local_addr()?));
             }
+            let metrics = match metrics_addr {
+                Some(addr) => Some(
+                    tokio::net::TcpListener::bind(addr)
+                        .await
+                        .with_context(|| format!("cannot listen on {addr} for metrics"))?,
+                ),
+                None => None,
+            };
+            if let Some(m) = &metrics {
+                output::info(&format!(
+                    "cordon proxy: metrics on http://{}/metrics",
+                    m.local_addr()?
+                ));
+            }
             let p2 = proxy.clone();
+            let p3 = proxy.clone();
+            let serve_metrics = async move {
+                match metrics {
+                    Some(m) => p3.serve_metrics(m).await,
+                    None => std::future::pending().await,
+                }
+            };
             let serve_unix = async move { proxy.serve_unix(unix).await };
             let serve_tcp = async move {
                 match tcp {
@@ -123,6 +150,7 @@ impl ProxyArgs {
             tokio::select! {
                 r = serve_unix => r.context("the unix listener failed")?,
                 r = serve_tcp => r.context("the TCP listener failed")?,
+                r = serve_metrics => r.context("the metrics listener failed")?,
                 _ = shutdown() => output::info("cordon proxy: stopping"),
             }
             let _ = std::fs::remove_file(&socket);

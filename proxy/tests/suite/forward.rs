@@ -216,3 +216,42 @@ fn refuses_loopback_unless_an_operator_allows_it() {
     assert_eq!(origin.bytes(), 0);
     assert_eq!(p.last()["detail"]["request"]["phase"], "connect");
 }
+
+#[test]
+fn metrics_count_requests_decisions_and_bytes() {
+    use std::io::{Read, Write};
+    let origin = Origin::start();
+    let p = proxy(
+        &["upstream.test"],
+        &[("upstream.test", "127.0.0.1"), ("other.test", "127.0.0.1")],
+    );
+    assert_eq!(
+        p.curl(&[
+            "--data",
+            "abc",
+            &format!("http://upstream.test:{}/", origin.port)
+        ])
+        .0,
+        200
+    );
+    assert_eq!(
+        p.curl(&[&format!("http://other.test:{}/", origin.port)]).0,
+        403
+    );
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", p.metrics_port)).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    for line in [
+        "cordon_proxy_requests_total{kind=\"request\",result=\"allowed\"} 1",
+        "cordon_proxy_requests_total{kind=\"request\",result=\"denied\"} 1",
+        "cordon_proxy_decisions_total{area=\"network\",result=\"deny\"} 1",
+        "cordon_proxy_bytes_total{direction=\"up\"} 3",
+        "cordon_proxy_active_tunnels 0",
+        "cordon_proxy_request_duration_seconds_count 2",
+    ] {
+        assert!(text.contains(line), "{line}:\n{text}");
+    }
+}

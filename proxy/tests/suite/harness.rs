@@ -77,6 +77,8 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 /// A running proxy: a loopback TCP port, a unix socket, and its audit log.
 pub struct Running {
     pub port: u16,
+    /// Where `GET /metrics` is served.
+    pub metrics_port: u16,
     pub socket: PathBuf,
     pub log: PathBuf,
     _dir: tempfile::TempDir,
@@ -152,10 +154,17 @@ pub fn proxy_full(
     )
     .unwrap();
     let p2 = proxy.clone();
+    let p3 = proxy.clone();
+    let metrics = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let metrics_port = metrics.local_addr().unwrap().port();
+    runtime.spawn(async move { p3.serve_metrics(metrics).await });
     runtime.spawn(async move { proxy.serve_tcp(tcp).await });
     runtime.spawn(async move { p2.serve_unix(unix).await });
     Running {
         port,
+        metrics_port,
         socket,
         log,
         _dir: dir,
