@@ -202,6 +202,8 @@ pub struct ProxySection {
     pub header_timeout_secs: u64,
     pub connect_timeout_secs: u64,
     pub tunnel_timeout_secs: u64,
+    /// A tunnel that carries nothing this long is closed.
+    pub idle_timeout_secs: u64,
     /// Decrypt HTTPS with cordon's CA so requests inside are scanned and decided.
     pub intercept: bool,
     /// Where the interception CA lives. Default: ca/ in cordon's state directory.
@@ -243,6 +245,7 @@ impl Default for ProxySection {
             header_timeout_secs: d.header_timeout.as_secs(),
             connect_timeout_secs: d.connect_timeout.as_secs(),
             tunnel_timeout_secs: d.tunnel_timeout.as_secs(),
+            idle_timeout_secs: d.idle_timeout.as_secs(),
             intercept: false,
             ca_dir: None,
             system_roots: true,
@@ -293,6 +296,7 @@ impl ProxySection {
             header_timeout: secs(self.header_timeout_secs),
             connect_timeout: secs(self.connect_timeout_secs),
             tunnel_timeout: secs(self.tunnel_timeout_secs),
+            idle_timeout: secs(self.idle_timeout_secs),
             sandbox,
             intercept: self.intercept,
             ca_dir: self

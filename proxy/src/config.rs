@@ -22,6 +22,8 @@ pub struct ProxyConfig {
     pub connect_timeout: Duration,
     /// The longest a tunnel may stay open.
     pub tunnel_timeout: Duration,
+    /// The longest a tunnel may carry nothing before it is closed.
+    pub idle_timeout: Duration,
     /// Names the sandbox in audit records.
     pub sandbox: Option<String>,
     /// Decrypt CONNECT tunnels with certificates from cordon's CA, so requests inside are
@@ -48,6 +50,7 @@ impl Default for ProxyConfig {
             header_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
             tunnel_timeout: Duration::from_secs(3600),
+            idle_timeout: Duration::from_secs(300),
             sandbox: None,
             intercept: false,
             ca_dir: None,

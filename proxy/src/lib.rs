@@ -22,6 +22,7 @@
 mod config;
 mod gate;
 pub mod host;
+mod idle;
 pub mod metrics;
 pub mod pack;
 mod resolve;

@@ -443,7 +443,8 @@ async fn connect(shared: &Arc<Shared>, req: Request<Incoming>, started: Instant)
         let (up, down, outcome) = match hyper::upgrade::on(req).await {
             Ok(upgraded) => {
                 let mut client = TokioIo::new(upgraded);
-                let mut upstream = upstream;
+                let activity = crate::idle::Activity::new();
+                let mut upstream = crate::idle::Watched::new(upstream, activity.clone());
                 // 64 KiB buffers: a quarter of the system calls of the 8 KiB default.
                 let copy = tokio::io::copy_bidirectional_with_sizes(
                     &mut client,
@@ -451,10 +452,13 @@ async fn connect(shared: &Arc<Shared>, req: Request<Incoming>, started: Instant)
                     1 << 16,
                     1 << 16,
                 );
-                match tokio::time::timeout(shared.config.tunnel_timeout, copy).await {
-                    Ok(Ok((up, down))) => (up, down, "closed"),
-                    Ok(Err(_)) => (0, 0, "reset"),
-                    Err(_) => (0, 0, "timeout"),
+                tokio::select! {
+                    r = tokio::time::timeout(shared.config.tunnel_timeout, copy) => match r {
+                        Ok(Ok((up, down))) => (up, down, "closed"),
+                        Ok(Err(_)) => (0, 0, "reset"),
+                        Err(_) => (0, 0, "timeout"),
+                    },
+                    () = activity.idle(shared.config.idle_timeout) => (0, 0, "idle"),
                 }
             }
             Err(_) => (0, 0, "no upgrade"),

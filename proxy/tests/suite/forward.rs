@@ -255,3 +255,70 @@ fn metrics_count_requests_decisions_and_bytes() {
         assert!(text.contains(line), "{line}:\n{text}");
     }
 }
+
+#[test]
+fn limits_tunnels_idle_time_and_header_size() {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+    let origin = Origin::start();
+    let p = proxy_with(&["upstream.test"], &[("upstream.test", "127.0.0.1")], |c| {
+        c.max_tunnels = 1;
+        c.idle_timeout = Duration::from_millis(400);
+        c.max_header_bytes = 8192;
+    });
+    let connect = |expect: &str| {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", p.port)).unwrap();
+        write!(
+            s,
+            "CONNECT upstream.test:{0} HTTP/1.1\r\nHost: upstream.test:{0}\r\n\r\n",
+            origin.port
+        )
+        .unwrap();
+        let mut buf = [0u8; 512];
+        let n = s.read(&mut buf).unwrap();
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        assert!(text.starts_with(expect), "{text}");
+        s
+    };
+    // One tunnel at most: the second gets 503.
+    let mut first = connect("HTTP/1.1 200");
+    drop(connect("HTTP/1.1 503"));
+    // A quiet tunnel is closed after the idle limit, and its slot comes back.
+    let started = Instant::now();
+    first
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(
+        first.read(&mut buf).unwrap_or(0),
+        0,
+        "the idle tunnel stayed open"
+    );
+    assert!(started.elapsed() < Duration::from_secs(3));
+    std::thread::sleep(Duration::from_millis(100));
+    drop(connect("HTTP/1.1 200"));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !p
+        .records()
+        .iter()
+        .any(|r| r["action"] == "tunnel" && r["outcome"] == "idle")
+    {
+        assert!(Instant::now() < deadline, "no idle record");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Oversized request heads get 431.
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", p.port)).unwrap();
+    let big = "a".repeat(20_000);
+    let _ = write!(
+        s,
+        "GET http://upstream.test:{}/ HTTP/1.1\r\nX-Big: {big}\r\n\r\n",
+        origin.port
+    );
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text);
+    assert!(
+        text.starts_with("HTTP/1.1 431"),
+        "{}",
+        &text[..text.len().min(200)]
+    );
+}
