@@ -305,6 +305,24 @@ async fn refuse(
     denied(decision)
 }
 
+/// Records an operation that could not go ahead (with its error) and answers the client.
+async fn failed(
+    shared: &Shared,
+    event: cordon_audit::Event,
+    started: Instant,
+    error: String,
+    status: StatusCode,
+    message: &str,
+) -> Response<Body> {
+    let event = event
+        .duration_ms(millis(started))
+        .detail("error", json!(error));
+    if let Err(resp) = record(shared, event).await {
+        return resp;
+    }
+    answer(status, message)
+}
+
 fn millis(started: Instant) -> u64 {
     u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
@@ -419,17 +437,15 @@ async fn connect(shared: &Arc<Shared>, req: Request<Incoming>, started: Instant)
     let upstream = match dial(shared, &ips, dest.port).await {
         Ok(s) => s,
         Err(e) => {
-            let event = egress("connect", &target)
-                .outcome("unreachable")
-                .duration_ms(millis(started))
-                .detail("error", json!(e.to_string()));
-            if let Err(resp) = record(shared, event).await {
-                return resp;
-            }
-            return answer(
+            return failed(
+                shared,
+                egress("connect", &target).outcome("unreachable"),
+                started,
+                e.to_string(),
                 StatusCode::BAD_GATEWAY,
                 &format!("cannot reach {target}: {e}"),
-            );
+            )
+            .await;
         }
     };
     let peer = upstream
@@ -933,17 +949,15 @@ async fn exchange(
     let tcp = match dial(shared, ips, dest.port).await {
         Ok(s) => s,
         Err(e) => {
-            let event = egress("request", &target)
-                .outcome("unreachable")
-                .duration_ms(millis(started))
-                .detail("error", json!(e.to_string()));
-            if let Err(resp) = record(shared, event).await {
-                return resp;
-            }
-            return answer(
+            return failed(
+                shared,
+                egress("request", &target).outcome("unreachable"),
+                started,
+                e.to_string(),
                 StatusCode::BAD_GATEWAY,
                 &format!("cannot reach {target}: {e}"),
-            );
+            )
+            .await;
         }
     };
     let mut out = Request::builder()
@@ -973,17 +987,15 @@ async fn exchange(
         Some(t) => match t.connect(&dest.host, tcp).await {
             Ok(stream) => send(stream, out).await,
             Err(e) => {
-                let event = egress("request", &target)
-                    .outcome("upstream tls error")
-                    .duration_ms(millis(started))
-                    .detail("error", json!(e.to_string()));
-                if let Err(resp) = record(shared, event).await {
-                    return resp;
-                }
-                return answer(
+                return failed(
+                    shared,
+                    egress("request", &target).outcome("upstream tls error"),
+                    started,
+                    e.to_string(),
                     StatusCode::BAD_GATEWAY,
                     &format!("the upstream certificate of {target} is not trusted: {e}"),
-                );
+                )
+                .await;
             }
         },
     };
