@@ -48,6 +48,35 @@ fn origin_http() -> u16 {
     port
 }
 
+/// Reads one request head and its Content-Length body; false when the peer went away first.
+fn read_request(c: &mut impl Read) -> bool {
+    let mut buf = vec![0u8; 1 << 16];
+    let mut got = Vec::new();
+    let (end, len) = loop {
+        match c.read(&mut buf) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+        if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&got[..end]).to_ascii_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            break (end + 4, len);
+        }
+    };
+    let mut have = got.len() - end;
+    while have < len {
+        match c.read(&mut buf) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => have += n,
+        }
+    }
+    true
+}
+
 /// Reads a request and its Content-Length body, then answers 200.
 fn origin_body() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -56,29 +85,8 @@ fn origin_body() -> u16 {
         for c in l.incoming() {
             let Ok(mut c) = c else { return };
             std::thread::spawn(move || {
-                let mut buf = vec![0u8; 1 << 16];
-                let mut got = Vec::new();
-                let (end, len) = loop {
-                    match c.read(&mut buf) {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => got.extend_from_slice(&buf[..n]),
-                    }
-                    if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
-                        let head = String::from_utf8_lossy(&got[..end]).to_ascii_lowercase();
-                        let len: usize = head
-                            .lines()
-                            .find_map(|l| l.strip_prefix("content-length:"))
-                            .and_then(|v| v.trim().parse().ok())
-                            .unwrap_or(0);
-                        break (end + 4, len);
-                    }
-                };
-                let mut have = got.len() - end;
-                while have < len {
-                    match c.read(&mut buf) {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => have += n,
-                    }
+                if !read_request(&mut c) {
+                    return;
                 }
                 let _ = c.write_all(
                     b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
@@ -350,29 +358,8 @@ fn tls_origin(name: &str, dir: &Path) -> (u16, std::path::PathBuf) {
                     return;
                 };
                 let mut tls = rustls::StreamOwned::new(conn, tcp);
-                let mut buf = vec![0u8; 1 << 16];
-                let mut got = Vec::new();
-                let (end, len) = loop {
-                    match tls.read(&mut buf) {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => got.extend_from_slice(&buf[..n]),
-                    }
-                    if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
-                        let head = String::from_utf8_lossy(&got[..end]).to_ascii_lowercase();
-                        let len: usize = head
-                            .lines()
-                            .find_map(|l| l.strip_prefix("content-length:"))
-                            .and_then(|v| v.trim().parse().ok())
-                            .unwrap_or(0);
-                        break (end + 4, len);
-                    }
-                };
-                let mut have = got.len() - end;
-                while have < len {
-                    match tls.read(&mut buf) {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => have += n,
-                    }
+                if !read_request(&mut tls) {
+                    return;
                 }
                 let _ = tls.write_all(
                     b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
