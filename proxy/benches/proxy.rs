@@ -238,31 +238,34 @@ fn request(via: Option<u16>, host: &str, port: u16) -> Duration {
     t.elapsed()
 }
 
+/// A CONNECT tunnel to `host:port` through the proxy on `proxy`, its 200 read.
+fn tunnel(proxy: u16, host: &str, port: u16) -> TcpStream {
+    let mut s = TcpStream::connect(("127.0.0.1", proxy)).unwrap();
+    write!(
+        s,
+        "CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut b).unwrap();
+        head.push(b[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 200") || head.starts_with(b"HTTP/1.0 200"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    s
+}
+
 /// BULK bytes through a CONNECT tunnel (or direct); MB/s.
 fn bulk(via: Option<u16>, host: &str, port: u16) -> f64 {
     let chunk = vec![0x5au8; 1 << 16];
     let t = Instant::now();
     let mut s = match via {
-        Some(p) => {
-            let mut s = TcpStream::connect(("127.0.0.1", p)).unwrap();
-            write!(
-                s,
-                "CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n"
-            )
-            .unwrap();
-            let mut head = Vec::new();
-            let mut b = [0u8; 1];
-            while !head.ends_with(b"\r\n\r\n") {
-                s.read_exact(&mut b).unwrap();
-                head.push(b[0]);
-            }
-            assert!(
-                head.starts_with(b"HTTP/1.1 200") || head.starts_with(b"HTTP/1.0 200"),
-                "{}",
-                String::from_utf8_lossy(&head)
-            );
-            s
-        }
+        Some(p) => tunnel(p, host, port),
         None => TcpStream::connect(("127.0.0.1", port)).unwrap(),
     };
     let mut sent = 0u64;
@@ -390,26 +393,7 @@ fn post_tls(via: Option<u16>, name: &str, port: u16, ca: &Path, body: &[u8], tim
     let t = Instant::now();
     for _ in 0..times {
         let tcp = match via {
-            Some(p) => {
-                let mut s = TcpStream::connect(("127.0.0.1", p)).unwrap();
-                write!(
-                    s,
-                    "CONNECT {name}:{port} HTTP/1.1\r\nHost: {name}:{port}\r\n\r\n"
-                )
-                .unwrap();
-                let mut head = Vec::new();
-                let mut b = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") {
-                    s.read_exact(&mut b).unwrap();
-                    head.push(b[0]);
-                }
-                assert!(
-                    head.starts_with(b"HTTP/1.1 200"),
-                    "{}",
-                    String::from_utf8_lossy(&head)
-                );
-                s
-            }
+            Some(p) => tunnel(p, name, port),
             None => TcpStream::connect(("127.0.0.1", port)).unwrap(),
         };
         let server = rustls::pki_types::ServerName::try_from(name.to_owned()).unwrap();
