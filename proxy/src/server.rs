@@ -31,6 +31,7 @@ use crate::gate::{Decided, Gate, RequestInfo, audit_findings, egress};
 use crate::host::{Destination, parse_authority};
 use crate::resolve::Resolver;
 use crate::scan::{self, Found};
+use crate::upstream::{TlsUpstream, UpstreamError};
 
 type Body = BoxBody<Bytes, hyper::Error>;
 
@@ -95,9 +96,7 @@ impl Proxy {
                     .map_err(|e| crate::ProxyError::Config(e.to_string()))?;
                 Some(Interception {
                     authority,
-                    upstream: TlsUpstream {
-                        connector: tokio_rustls::TlsConnector::from(client),
-                    },
+                    upstream: TlsUpstream::new(&client),
                 })
             }
         };
@@ -458,24 +457,14 @@ async fn connect(shared: &Arc<Shared>, req: Request<Incoming>, started: Instant)
         shared.metrics.tunnels.inc();
         let (up, down, outcome) = match hyper::upgrade::on(req).await {
             Ok(upgraded) => {
-                let mut client = TokioIo::new(upgraded);
-                let activity = crate::idle::Activity::new();
-                let mut upstream = crate::idle::Watched::new(upstream, activity.clone());
-                // 64 KiB buffers: a quarter of the system calls of the 8 KiB default.
-                let copy = tokio::io::copy_bidirectional_with_sizes(
-                    &mut client,
-                    &mut upstream,
-                    1 << 16,
-                    1 << 16,
-                );
-                tokio::select! {
-                    r = tokio::time::timeout(shared.config.tunnel_timeout, copy) => match r {
-                        Ok(Ok((up, down))) => (up, down, "closed"),
-                        Ok(Err(_)) => (0, 0, "reset"),
-                        Err(_) => (0, 0, "timeout"),
-                    },
-                    () = activity.idle(shared.config.idle_timeout) => (0, 0, "idle"),
-                }
+                let done = crate::splice::splice(
+                    TokioIo::new(upgraded),
+                    upstream,
+                    shared.config.idle_timeout,
+                    shared.config.tunnel_timeout,
+                )
+                .await;
+                (done.up, done.down, done.outcome)
             }
             Err(_) => (0, 0, "no upgrade"),
         };
@@ -524,8 +513,10 @@ async fn intercept(
             .duration_ms(millis(started))
             .detail("error", json!(error))
     };
+    // The idle bound watches the client's side: a tunnel nobody uses is closed.
+    let activity = crate::idle::Activity::new();
     let upgraded = match hyper::upgrade::on(req).await {
-        Ok(u) => TokioIo::new(u),
+        Ok(u) => crate::idle::Watched::new(TokioIo::new(u), activity.clone()),
         Err(e) => {
             let _ = shared.gate.record(fail("no upgrade", e.to_string())).await;
             return;
@@ -577,11 +568,15 @@ async fn intercept(
         .max_buf_size(shared.config.max_header_bytes.max(8192))
         .header_read_timeout(Some(shared.config.header_timeout))
         .timer(hyper_util::rt::TokioTimer::new())
-        .serve_connection(TokioIo::new(tls), service);
-    let outcome = match tokio::time::timeout(shared.config.tunnel_timeout, conn).await {
-        Ok(Ok(())) => "closed",
-        Ok(Err(_)) => "reset",
-        Err(_) => "timeout",
+        .serve_connection(TokioIo::new(tls), service)
+        .with_upgrades();
+    let outcome = tokio::select! {
+        r = tokio::time::timeout(shared.config.tunnel_timeout, conn) => match r {
+            Ok(Ok(())) => "closed",
+            Ok(Err(_)) => "reset",
+            Err(_) => "timeout",
+        },
+        () = activity.idle(shared.config.idle_timeout) => "idle",
     };
     let event = egress("tunnel", &target)
         .outcome(outcome)
@@ -594,7 +589,7 @@ async fn intercept(
 
 /// One request inside an intercepted tunnel.
 async fn intercepted(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     req: Request<Incoming>,
     dest: &Destination,
     ips: &[IpAddr],
@@ -904,7 +899,7 @@ struct Scanned {
 /// The request-phase decision, then the request sent to a checked address (over TLS when
 /// `tls` is given: the interception path) and the answer streamed back.
 async fn exchange(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     dest: &Destination,
     ips: &[IpAddr],
     request: Scanned,
@@ -912,12 +907,17 @@ async fn exchange(
     started: Instant,
 ) -> Response<Body> {
     let Scanned {
-        parts,
+        mut parts,
         body,
         found,
         would_deny: secrets_would_deny,
         tokens,
     } = request;
+    // An upgrade (WebSocket) keeps its Upgrade header, and the client's side of it is taken
+    // now: once the origin agrees, both sides are spliced.
+    let upgrade = wants_upgrade(&parts.headers)
+        .then(|| parts.extensions.remove::<hyper::upgrade::OnUpgrade>())
+        .flatten();
     let target = dest.authority();
     let scheme = if tls.is_some() { "https" } else { "http" };
     let path = parts
@@ -975,6 +975,12 @@ async fn exchange(
         {
             h.insert(header::HOST, v);
         }
+        if upgrade.is_some()
+            && let Some(protocol) = parts.headers.get(header::UPGRADE)
+        {
+            h.insert(header::UPGRADE, protocol.clone());
+            h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        }
     }
     let bytes_up = body.len();
     shared.metrics.carried("up", bytes_up as u64);
@@ -982,26 +988,31 @@ async fn exchange(
         Ok(r) => r,
         Err(e) => return answer(StatusCode::BAD_REQUEST, &e.to_string()),
     };
-    let sent = match tls {
-        None => send(tcp, out).await,
-        Some(t) => match t.connect(&dest.host, tcp).await {
-            Ok(stream) => send(stream, out).await,
-            Err(e) => {
-                return failed(
-                    shared,
-                    egress("request", &target).outcome("upstream tls error"),
-                    started,
-                    e.to_string(),
-                    StatusCode::BAD_GATEWAY,
-                    &format!("the upstream certificate of {target} is not trusted: {e}"),
-                )
-                .await;
-            }
-        },
-    };
+    let sent = crate::upstream::send(tcp, &dest.host, tls, out, upgrade.is_some()).await;
     let resp = match sent {
         Ok(r) => r,
-        Err(e) => return answer(StatusCode::BAD_GATEWAY, &format!("upstream {target}: {e}")),
+        Err(UpstreamError::Tls(e)) => {
+            return failed(
+                shared,
+                egress("request", &target).outcome("upstream tls error"),
+                started,
+                e.to_string(),
+                StatusCode::BAD_GATEWAY,
+                &format!("the upstream certificate of {target} is not trusted: {e}"),
+            )
+            .await;
+        }
+        Err(e) => {
+            return failed(
+                shared,
+                egress("request", &target).outcome("upstream error"),
+                started,
+                e.to_string(),
+                StatusCode::BAD_GATEWAY,
+                &format!("upstream {target}: {e}"),
+            )
+            .await;
+        }
     };
     let event = egress("request", &target)
         .decided(&decision)
@@ -1029,6 +1040,11 @@ async fn exchange(
             "the audit log cannot be written",
         );
     }
+    if let Some(client) = upgrade
+        && resp.status() == StatusCode::SWITCHING_PROTOCOLS
+    {
+        return switched(shared, &target, client, resp, started);
+    }
     let (mut head, body) = resp.into_parts();
     for name in HOP_BY_HOP {
         head.headers.remove(*name);
@@ -1036,30 +1052,82 @@ async fn exchange(
     Response::from_parts(head, body.boxed())
 }
 
-/// One request over a fresh HTTP/1.1 connection on `io`.
-async fn send<IO>(io: IO, req: Request<Full<Bytes>>) -> Result<Response<Incoming>, hyper::Error>
-where
-    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await?;
+/// Whether a request asks to switch protocols (`Connection: upgrade` with an `Upgrade`).
+fn wants_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE)
+        && headers.get_all(header::CONNECTION).iter().any(|v| {
+            v.to_str().is_ok_and(|v| {
+                v.split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+            })
+        })
+}
+
+/// The origin agreed to switch protocols: the 101 goes back to the client, and both upgraded
+/// streams are spliced under the tunnel limits, with a tunnel record when they end. What
+/// crosses an upgraded stream is not scanned, like a CONNECT tunnel without interception.
+fn switched(
+    shared: &Arc<Shared>,
+    target: &str,
+    client: hyper::upgrade::OnUpgrade,
+    mut resp: Response<Incoming>,
+    started: Instant,
+) -> Response<Body> {
+    let Ok(permit) = Arc::clone(&shared.tunnels).try_acquire_owned() else {
+        return answer(StatusCode::SERVICE_UNAVAILABLE, "too many open tunnels");
+    };
+    let origin = hyper::upgrade::on(&mut resp);
+    let protocol = resp
+        .headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let (shared, target) = (Arc::clone(shared), target.to_owned());
     tokio::spawn(async move {
-        if let Err(e) = conn.await {
-            tracing::debug!(error = %e, "upstream connection ended with an error");
+        let _permit = permit;
+        shared.metrics.tunnels.inc();
+        let done = match tokio::try_join!(client, origin) {
+            Ok((client, origin)) => {
+                crate::splice::splice(
+                    TokioIo::new(client),
+                    TokioIo::new(origin),
+                    shared.config.idle_timeout,
+                    shared.config.tunnel_timeout,
+                )
+                .await
+            }
+            Err(_) => crate::splice::Spliced {
+                up: 0,
+                down: 0,
+                outcome: "no upgrade",
+            },
+        };
+        shared.metrics.tunnels.dec();
+        shared.metrics.carried("up", done.up);
+        shared.metrics.carried("down", done.down);
+        let event = egress("tunnel", &target)
+            .outcome(done.outcome)
+            .duration_ms(millis(started))
+            .detail("upgrade", json!(protocol))
+            .detail("bytes_up", json!(done.up))
+            .detail("bytes_down", json!(done.down));
+        if let Err(e) = shared.gate.record(event).await {
+            tracing::error!(error = %e, "cannot write the audit record of an upgraded stream");
         }
     });
-    sender.send_request(req).await
-}
-
-/// The upstream side of interception: TLS to the origin, verified.
-#[derive(Clone)]
-pub(crate) struct TlsUpstream {
-    connector: tokio_rustls::TlsConnector,
-}
-
-impl std::fmt::Debug for TlsUpstream {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("TlsUpstream")
+    let (mut head, _) = resp.into_parts();
+    for name in HOP_BY_HOP {
+        if *name != "upgrade" {
+            head.headers.remove(*name);
+        }
     }
+    head.headers
+        .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    Response::from_parts(
+        head,
+        Full::new(Bytes::new()).map_err(|n| match n {}).boxed(),
+    )
 }
 
 /// TLS interception: the local CA's leaves towards the client, verified TLS upstream.
@@ -1067,18 +1135,6 @@ impl std::fmt::Debug for TlsUpstream {
 struct Interception {
     authority: crate::tls::Authority,
     upstream: TlsUpstream,
-}
-
-impl TlsUpstream {
-    async fn connect(
-        &self,
-        host: &str,
-        tcp: TcpStream,
-    ) -> io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
-        let name = rustls::pki_types::ServerName::try_from(host.to_owned())
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        self.connector.connect(name, tcp).await
-    }
 }
 
 async fn blocked_secret(

@@ -1,0 +1,43 @@
+//! Copying both ways between a client and an origin once HTTP has stepped aside (a CONNECT
+//! tunnel, a WebSocket upgrade), bounded by an idle limit and a total one so a quiet or
+//! endless stream cannot hold a slot forever.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::idle::{Activity, Watched};
+
+/// How a splice ended, and what it carried.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Spliced {
+    /// Bytes from the client to the origin.
+    pub up: u64,
+    /// Bytes from the origin to the client.
+    pub down: u64,
+    /// `closed`, `reset`, `timeout` or `idle`.
+    pub outcome: &'static str,
+}
+
+/// Copies until either side closes or a limit is hit.
+pub(crate) async fn splice<C, U>(client: C, upstream: U, idle: Duration, total: Duration) -> Spliced
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+    U: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut client = client;
+    let activity = Activity::new();
+    let mut upstream = Watched::new(upstream, activity.clone());
+    // 64 KiB buffers: a quarter of the system calls of the 8 KiB default.
+    let copy =
+        tokio::io::copy_bidirectional_with_sizes(&mut client, &mut upstream, 1 << 16, 1 << 16);
+    let (up, down, outcome) = tokio::select! {
+        r = tokio::time::timeout(total, copy) => match r {
+            Ok(Ok((up, down))) => (up, down, "closed"),
+            Ok(Err(_)) => (0, 0, "reset"),
+            Err(_) => (0, 0, "timeout"),
+        },
+        () = activity.idle(idle) => (0, 0, "idle"),
+    };
+    Spliced { up, down, outcome }
+}
