@@ -40,6 +40,8 @@ enum Command {
     Audit(cmd::audit::AuditCmd),
     /// Run one command in the sandbox, through the egress proxy, and exit with its status.
     Run(cmd::run::RunArgs),
+    /// Serve the MCP tools (files, shell, git) on stdio or streamable HTTP.
+    Mcp(cmd::mcp::McpArgs),
     /// Run the egress proxy on a unix socket (and optionally loopback TCP) until stopped.
     Proxy(cmd::proxy::ProxyArgs),
     /// Report which isolation features this host supports, and why not.
@@ -76,6 +78,7 @@ fn main() -> ExitCode {
         Command::Policy(c) => c.run(&ctx),
         Command::Audit(c) => c.run(&ctx),
         Command::Run(a) => a.run(&ctx),
+        Command::Mcp(a) => a.run(&ctx),
         Command::Proxy(a) => a.run(&ctx),
         Command::Doctor(a) => a.run(&ctx),
         Command::Scan(a) => a.run(&ctx),

@@ -34,6 +34,8 @@ pub fn event(
     };
     let outcome_text = if outcome.timed_out {
         "timeout".to_owned()
+    } else if outcome.cancelled {
+        "cancelled".to_owned()
     } else {
         outcome_text
     };

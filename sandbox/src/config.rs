@@ -152,6 +152,8 @@ pub struct Command {
     pub timeout: Option<Duration>,
     /// Who asked, for the audit record (an MCP client, `cli`).
     pub actor: Option<String>,
+    /// Stops the run from another thread.
+    pub cancel: Option<crate::Cancel>,
 }
 
 impl Command {
@@ -167,6 +169,7 @@ impl Command {
             env: Vec::new(),
             timeout: None,
             actor: None,
+            cancel: None,
         }
     }
 
@@ -179,6 +182,12 @@ impl Command {
     /// Adds a variable for this run.
     pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Lets `cancel` stop this run.
+    pub fn cancel(mut self, cancel: crate::Cancel) -> Self {
+        self.cancel = Some(cancel);
         self
     }
 

@@ -26,6 +26,7 @@
 
 mod audit;
 mod bridge;
+mod cancel;
 mod caps;
 mod cgroup;
 mod child;
@@ -43,6 +44,7 @@ mod seccomp;
 mod stage;
 
 pub use audit::{MAX_ARGV_CHARS, event as audit_event};
+pub use cancel::Cancel;
 pub use config::{
     Command, DEFAULT_BRIDGE_PORT, DEFAULT_PASS_ENV, Downgrades, Limits, SandboxConfig, WORKSPACE,
 };

@@ -94,6 +94,8 @@ pub struct Outcome {
     pub truncated: bool,
     /// Whether the wall-clock timeout killed the tree.
     pub timed_out: bool,
+    /// Whether a [`crate::Cancel`] killed the tree.
+    pub cancelled: bool,
     /// Each resource bound, how it was enforced, and whether it was hit.
     pub limits: Vec<AppliedLimit>,
     /// The isolation level applied.

@@ -557,6 +557,7 @@ pub(crate) struct Watched {
     pub bytes: u64,
     pub truncated: bool,
     pub timed_out: bool,
+    pub cancelled: bool,
 }
 
 /// Streams output to `sink` up to the cap, kills the tree at the deadline, and returns once
@@ -567,13 +568,17 @@ pub(crate) fn supervise(
     err: OwnedFd,
     deadline: Instant,
     cap: u64,
+    cancel: Option<&crate::Cancel>,
     sink: &mut dyn FnMut(Stream, &[u8]),
 ) -> Watched {
     let mut w = Watched {
         bytes: 0,
         truncated: false,
         timed_out: false,
+        cancelled: false,
     };
+    /// Marks the cancellation handle in `which`.
+    const CANCEL: usize = usize::MAX - 1;
     let mut open = [Some(out), Some(err)];
     let mut buf = vec![0u8; 64 * 1024];
     let mut killed = false;
@@ -588,6 +593,16 @@ pub(crate) fn supervise(
                 revents: 0,
             });
             which.push(usize::MAX);
+        }
+        if let Some(c) = cancel
+            && !killed
+        {
+            pfds.push(libc::pollfd {
+                fd: c.raw(),
+                events: libc::POLLIN,
+                revents: 0,
+            });
+            which.push(CANCEL);
         }
         for (i, fd) in open.iter().enumerate() {
             if let Some(fd) = fd {
@@ -634,6 +649,14 @@ pub(crate) fn supervise(
             if i == usize::MAX {
                 // The init of the pid namespace is gone, and with it every process inside.
                 exited = true;
+                continue;
+            }
+            if i == CANCEL {
+                if !killed {
+                    w.cancelled = true;
+                    child.kill();
+                    killed = true;
+                }
                 continue;
             }
             let Some(slot) = open.get_mut(i) else {

@@ -394,6 +394,7 @@ impl Sandbox {
             err_out_r,
             started + timeout,
             limits.output_bytes,
+            cmd.cancel.as_ref(),
             sink,
         );
         let (_, rusage) = prepared.child.reap();
@@ -473,6 +474,7 @@ impl Sandbox {
             output_bytes: watched.bytes,
             truncated: watched.truncated,
             timed_out: watched.timed_out,
+            cancelled: watched.cancelled,
             limits: limits_applied,
             isolation: Isolation {
                 level: if inner.downgrades.is_empty() {

@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod doctor;
+pub mod mcp;
 pub mod policy;
 pub mod proxy;
 pub mod run;

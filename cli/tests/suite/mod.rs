@@ -1,4 +1,5 @@
 mod audit;
+mod mcp;
 mod policy;
 mod run;
 mod scan;

@@ -1,0 +1,192 @@
+//! `cordon mcp`: the MCP server on stdio (the default) or streamable HTTP, over one or more
+//! workspaces, each with its own sandbox, all behind one embedded egress proxy.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use cordon_mcp::{CordonServer, Guard, Workspace};
+use cordon_policy::Policy;
+
+use super::Ctx;
+use crate::output;
+
+#[derive(Debug, Args)]
+pub struct McpArgs {
+    /// A workspace, as DIR or NAME=DIR; repeat for several (the first is the default).
+    /// Default: the current directory, named "default".
+    #[arg(long = "workspace", value_name = "[NAME=]DIR")]
+    workspaces: Vec<String>,
+    /// Serve streamable HTTP on this loopback address (e.g. 127.0.0.1:8787) instead of stdio.
+    #[arg(long, value_name = "ADDR")]
+    http: Option<SocketAddr>,
+    /// The bearer token file for --http (created 0600 with a new token if missing).
+    /// Default: mcp.token in cordon's state directory.
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// An Origin allowed to call the HTTP server (browsers send one); repeat for several.
+    #[arg(long = "allow-origin", value_name = "ORIGIN")]
+    allow_origins: Vec<String>,
+    /// No network in the sandboxes, not even through the proxy.
+    #[arg(long)]
+    no_network: bool,
+    /// Accept running without this sandbox feature ("landlock", "protected-creation").
+    #[arg(long = "allow-weaker", value_name = "FEATURE")]
+    allow_weaker: Vec<String>,
+}
+
+impl McpArgs {
+    pub fn run(self, ctx: &Ctx) -> Result<ExitCode> {
+        let config = ctx.config()?;
+        let log = Arc::new(ctx.audit_log(&config)?);
+        let location = config.policy_location(None);
+        let set = location
+            .load(&config.policy_config(), &config.load_options())
+            .with_context(|| format!("cannot load policies from {location}"))?;
+        let policy = Arc::new(Policy::new(set));
+        let scanner =
+            Arc::new(cordon_secrets::Scanner::with_defaults().context("loading the secret rules")?);
+        let protected = super::run::protected_paths(&config)?;
+
+        let mut named = Vec::new();
+        if self.workspaces.is_empty() {
+            named.push((
+                "default".to_owned(),
+                std::env::current_dir().context("cannot read the current directory")?,
+            ));
+        }
+        for w in &self.workspaces {
+            let (name, dir) = match w.split_once('=') {
+                Some((n, d)) => (n.to_owned(), PathBuf::from(d)),
+                None if named.is_empty() => ("default".to_owned(), PathBuf::from(w)),
+                None => {
+                    let dir = PathBuf::from(w);
+                    let name = dir
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_else(|| format!("ws{}", named.len() + 1));
+                    (name, dir)
+                }
+            };
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            {
+                bail!("workspace name {name:?}: use letters, digits, '-', '_' and '.'");
+            }
+            named.push((name, dir));
+        }
+
+        let proxy = if self.no_network {
+            None
+        } else {
+            Some(super::proxy::Embedded::start(
+                &config,
+                Arc::clone(&log),
+                Some("mcp".into()),
+            )?)
+        };
+        let mut workspaces = Vec::new();
+        for (name, dir) in named {
+            let mut sc = config.sandbox.sandbox_config(
+                dir.clone(),
+                protected.clone(),
+                &self.allow_weaker,
+            )?;
+            sc.name = name.clone();
+            match &proxy {
+                None => sc.proxy_socket = None,
+                Some(p) => {
+                    sc.proxy_socket = Some(p.socket.clone());
+                    if sc.ca_file.is_none() {
+                        sc.ca_file = p.ca_cert.clone();
+                    }
+                    sc.env.extend(p.placeholders.iter().cloned());
+                }
+            }
+            let ws = Workspace::new(&name, sc)
+                .with_context(|| format!("workspace {name} ({})", dir.display()))?;
+            workspaces.push(ws);
+        }
+        let guard = Guard::new(policy, scanner, log, "mcp");
+        let server = CordonServer::new(workspaces, guard.clone())?;
+
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("starting the runtime")?;
+        match self.http {
+            None => rt
+                .block_on(cordon_mcp::serve_stdio(server))
+                .context("serving MCP on stdio")?,
+            Some(addr) => {
+                if !addr.ip().is_loopback() {
+                    bail!(
+                        "--http {addr}: only loopback addresses are served (put a TLS-terminating proxy in front for anything else)"
+                    );
+                }
+                let token_file = match &self.token_file {
+                    Some(f) => f.clone(),
+                    None => config.state_dir()?.join("mcp.token"),
+                };
+                let token = token(&token_file)?;
+                let listener = rt
+                    .block_on(tokio::net::TcpListener::bind(addr))
+                    .with_context(|| format!("cannot listen on {addr}"))?;
+                let local = listener.local_addr()?;
+                let access = cordon_mcp::http::HttpAccess {
+                    token,
+                    hosts: vec![
+                        format!("127.0.0.1:{}", local.port()),
+                        format!("localhost:{}", local.port()),
+                        format!("[::1]:{}", local.port()),
+                    ],
+                    origins: self.allow_origins.clone(),
+                };
+                output::info(&format!(
+                    "MCP on http://{local}/mcp (bearer token in {})",
+                    token_file.display()
+                ));
+                rt.block_on(cordon_mcp::http::serve(server, guard, listener, access))
+                    .context("serving MCP over HTTP")?;
+            }
+        }
+        drop(proxy);
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// The token in `path`, or a new one written there (0600) when the file does not exist.
+fn token(path: &std::path::Path) -> Result<String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::read_to_string(path) {
+        Ok(t) if t.trim().len() >= 32 => return Ok(t.trim().to_owned()),
+        Ok(_) => bail!(
+            "{}: the token is shorter than 32 characters",
+            path.display()
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let token = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    writeln!(f, "{token}")?;
+    Ok(token)
+}

@@ -1,0 +1,595 @@
+//! The MCP side: the tool list, and one pipeline every call goes through. The tools policy
+//! decides first (on arguments with secrets redacted); the tool runs on a blocking thread (file
+//! I/O, the sandbox); what it returns is scanned before it goes back to the model; one audit
+//! record is written per call whatever happened. Tool failures are tool results with
+//! `isError`, never protocol errors.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use cordon_sandbox::Cancel;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
+    JsonObject, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam,
+    ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer, ServerHandler};
+use serde_json::{Value, json};
+
+use crate::error::ToolError;
+use crate::guard::{Guard, audit_findings, decision_record, tool_event};
+use crate::workspace::Workspace;
+use crate::{files, git, shell};
+
+/// How a tool behaves, for the annotations clients show and act on.
+#[derive(Debug, Clone, Copy)]
+struct Hints {
+    read_only: bool,
+    destructive: bool,
+    idempotent: bool,
+    open_world: bool,
+}
+
+const READ: Hints = Hints {
+    read_only: true,
+    destructive: false,
+    idempotent: true,
+    open_world: false,
+};
+const ADD: Hints = Hints {
+    read_only: false,
+    destructive: false,
+    idempotent: false,
+    open_world: false,
+};
+const CHANGE: Hints = Hints {
+    read_only: false,
+    destructive: true,
+    idempotent: false,
+    open_world: false,
+};
+const SET: Hints = Hints {
+    read_only: false,
+    destructive: true,
+    idempotent: true,
+    open_world: false,
+};
+const NETWORK: Hints = Hints {
+    read_only: false,
+    destructive: false,
+    idempotent: false,
+    open_world: true,
+};
+/// Commands can do anything the sandbox allows, network through the proxy included.
+const RUN: Hints = Hints {
+    read_only: false,
+    destructive: true,
+    idempotent: false,
+    open_world: true,
+};
+
+struct Def {
+    name: &'static str,
+    description: &'static str,
+    schema: fn() -> Arc<JsonObject>,
+    hints: Hints,
+}
+
+fn schema<T: schemars::JsonSchema + std::any::Any>() -> Arc<JsonObject> {
+    let base = rmcp::handler::server::common::schema_for_type::<T>();
+    let mut obj = (*base).clone();
+    // Every tool takes the workspace to act in.
+    if let Some(Value::Object(props)) = obj.get_mut("properties") {
+        props.insert(
+            "workspace".into(),
+            json!({"type": "string", "description": "The workspace to act in (default: the first one)."}),
+        );
+    } else {
+        obj.insert(
+            "properties".into(),
+            json!({"workspace": {"type": "string", "description": "The workspace to act in (default: the first one)."}}),
+        );
+    }
+    obj.insert("type".into(), json!("object"));
+    Arc::new(obj)
+}
+
+macro_rules! def {
+    ($name:literal, $ty:ty, $hints:expr, $desc:literal) => {
+        Def {
+            name: $name,
+            description: $desc,
+            schema: schema::<$ty>,
+            hints: $hints,
+        }
+    };
+}
+
+const TOOLS: &[Def] = &[
+    def!(
+        "read_file",
+        files::ReadArgs,
+        READ,
+        "Read a text file, whole or by line range (1-based, inclusive), up to max_bytes; returns the content, the range returned and the file's total line count."
+    ),
+    def!(
+        "read_many",
+        files::ReadManyArgs,
+        READ,
+        "Read several text files at once; each entry succeeds or fails on its own."
+    ),
+    def!(
+        "write_file",
+        files::WriteArgs,
+        SET,
+        "Create or replace a file atomically (a reader never sees half of it); an existing file keeps its mode."
+    ),
+    def!(
+        "edit_file",
+        files::EditArgs,
+        CHANGE,
+        "Apply exact text replacements to a file and return the unified diff. Each old_text must occur expected_count times (default 1). Refused if the file changed since you last read it. dry_run shows the diff without writing."
+    ),
+    def!(
+        "list_dir",
+        files::ListArgs,
+        READ,
+        "List a directory to a depth, with types and sizes; files ignored by .gitignore and hidden files are left out unless all is set."
+    ),
+    def!(
+        "tree",
+        files::ListArgs,
+        READ,
+        "Draw a directory as an indented tree (default depth 3), .gitignore aware."
+    ),
+    def!(
+        "find",
+        files::FindArgs,
+        READ,
+        "Find paths matching a glob (e.g. src/**/*.rs, or *.toml anywhere), .gitignore aware."
+    ),
+    def!(
+        "grep",
+        files::GrepArgs,
+        READ,
+        "Search file contents with a regular expression; matches come back with path and line number, paged by offset and limit."
+    ),
+    def!(
+        "file_info",
+        files::PathArgs,
+        READ,
+        "Type, size, mode, modification time and symlink target of a path."
+    ),
+    def!(
+        "make_dir",
+        files::PathArgs,
+        SET,
+        "Create a directory and any missing parents."
+    ),
+    def!(
+        "move_path",
+        files::MoveArgs,
+        CHANGE,
+        "Move or rename a file or directory; the destination must not exist."
+    ),
+    def!(
+        "copy_file",
+        files::MoveArgs,
+        ADD,
+        "Copy a regular file; the destination must not exist."
+    ),
+    def!(
+        "delete_path",
+        files::DeleteArgs,
+        CHANGE,
+        "Delete a file, an empty directory, or with recursive a whole directory."
+    ),
+    def!(
+        "exec",
+        shell::ExecArgs,
+        RUN,
+        "Run a command in the workspace's sandbox (argv without a shell, or command with sh -c) and return its exit status and output. Progress is reported while it runs; cancelling the call kills the whole process tree. For work longer than a client's timeout use process_start."
+    ),
+    def!(
+        "process_start",
+        shell::ExecArgs,
+        RUN,
+        "Start a command in the sandbox in the background and return its id at once; read its output with process_read."
+    ),
+    def!(
+        "process_read",
+        shell::ReadArgs,
+        READ,
+        "Read a background process's output from a byte offset, and whether it is still running (with its exit status once it ended)."
+    ),
+    def!(
+        "process_kill",
+        shell::IdArgs,
+        SET,
+        "Kill a background process and everything it started."
+    ),
+    def!(
+        "process_list",
+        git::NoArgs,
+        READ,
+        "List the background processes of the workspace."
+    ),
+    def!(
+        "git_status",
+        git::NoArgs,
+        READ,
+        "The branch and the changed files (git status --short --branch)."
+    ),
+    def!(
+        "git_diff",
+        git::DiffArgs,
+        READ,
+        "Unstaged changes, staged changes (staged), or the working tree against a ref (against)."
+    ),
+    def!(
+        "git_log",
+        git::LogArgs,
+        READ,
+        "Recent commits: hash, author, date and subject."
+    ),
+    def!(
+        "git_show",
+        git::ShowArgs,
+        READ,
+        "A commit's message, stat and patch."
+    ),
+    def!(
+        "git_branch",
+        git::BranchArgs,
+        ADD,
+        "List branches, or create one (create, start_point)."
+    ),
+    def!(
+        "git_checkout",
+        git::CheckoutArgs,
+        CHANGE,
+        "Switch to a branch, or create and switch (create)."
+    ),
+    def!("git_add", git::AddArgs, ADD, "Stage paths."),
+    def!(
+        "git_commit",
+        git::CommitArgs,
+        ADD,
+        "Commit the staged changes (hooks do not run); the git policy decides first."
+    ),
+    def!(
+        "git_reset",
+        git::ResetArgs,
+        CHANGE,
+        "Unstage paths, or move the branch (soft, mixed or hard)."
+    ),
+    def!(
+        "git_stash",
+        git::StashArgs,
+        CHANGE,
+        "Stash changes (push) or bring them back (pop, apply), list or drop."
+    ),
+    def!(
+        "git_push",
+        git::PushArgs,
+        NETWORK,
+        "Push a branch through the egress proxy, never forced; the git policy decides first (protected branches, protected files such as CI)."
+    ),
+    def!(
+        "git_fetch",
+        git::FetchArgs,
+        NETWORK,
+        "Fetch from a remote through the egress proxy."
+    ),
+    def!(
+        "git_clone",
+        git::CloneArgs,
+        NETWORK,
+        "Clone an http(s) repository through the egress proxy into a new directory of the workspace."
+    ),
+];
+
+/// The MCP server: tools over named workspaces.
+#[derive(Clone)]
+pub struct CordonServer {
+    workspaces: Arc<BTreeMap<String, Arc<Workspace>>>,
+    first: String,
+    guard: Guard,
+}
+
+impl std::fmt::Debug for CordonServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CordonServer")
+            .field("workspaces", &self.workspaces.keys())
+            .finish()
+    }
+}
+
+impl CordonServer {
+    /// A server over `workspaces` (the first is the default), checking with `guard`.
+    pub fn new(workspaces: Vec<Arc<Workspace>>, guard: Guard) -> Result<CordonServer, ToolError> {
+        let first = workspaces
+            .first()
+            .map(|w| w.name.clone())
+            .ok_or_else(|| ToolError::Invalid("no workspace".into()))?;
+        let mut map = BTreeMap::new();
+        for w in workspaces {
+            if map.insert(w.name.clone(), w).is_some() {
+                return Err(ToolError::Invalid(
+                    "two workspaces have the same name".into(),
+                ));
+            }
+        }
+        Ok(CordonServer {
+            workspaces: Arc::new(map),
+            first,
+            guard,
+        })
+    }
+
+    /// The tool list, for clients and for tests of the list itself.
+    pub fn tools() -> Vec<Tool> {
+        TOOLS
+            .iter()
+            .map(|d| {
+                Tool::new(d.name, d.description, (d.schema)()).with_annotations(
+                    ToolAnnotations::new()
+                        .read_only(d.hints.read_only)
+                        .destructive(d.hints.destructive)
+                        .idempotent(d.hints.idempotent)
+                        .open_world(d.hints.open_world),
+                )
+            })
+            .collect()
+    }
+
+    async fn run(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let started = Instant::now();
+        let name = request.name.to_string();
+        if !TOOLS.iter().any(|d| d.name == name) {
+            return Err(ErrorData::invalid_params(
+                format!("unknown tool {name:?}"),
+                None,
+            ));
+        }
+        let mut args = request.arguments.unwrap_or_default();
+        let ws_name = match args.remove("workspace") {
+            None => self.first.clone(),
+            Some(Value::String(s)) => s,
+            Some(_) => {
+                return Ok(error_result(&ToolError::Invalid(
+                    "workspace must be a string".into(),
+                )));
+            }
+        };
+        let args = Value::Object(args);
+        let redacted = self.guard.redact_value(&args);
+        let Some(ws) = self.workspaces.get(&ws_name).cloned() else {
+            let e = ToolError::NotFound(format!("no workspace named {ws_name:?}"));
+            return Ok(error_result(&e));
+        };
+        let decision = self.guard.tool(&ws.name, &name, &redacted);
+        let event = tool_event(&name)
+            .sandbox(ws.name.clone())
+            .decision(decision_record(&decision))
+            .detail("arguments", shorten(&redacted));
+        if !decision.allow {
+            let e = ToolError::Denied(if decision.reasons.is_empty() {
+                "the tools policy denies it".into()
+            } else {
+                decision.reasons.join("; ")
+            });
+            return self.finish(event.outcome("denied"), started, Err(e), Vec::new());
+        }
+
+        let cancel = Cancel::new().map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+        let watcher = {
+            let (ct, cancel) = (context.ct.clone(), cancel.clone());
+            tokio::spawn(async move {
+                ct.cancelled().await;
+                cancel.cancel();
+            })
+        };
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
+        if let Some(token) = context.meta.get_progress_token() {
+            let peer = context.peer.clone();
+            tokio::spawn(async move {
+                while let Some(bytes) = rx.recv().await {
+                    let note = ProgressNotificationParam::new(token.clone(), bytes as f64)
+                        .with_message(format!("{bytes} bytes of output so far"));
+                    let _ = peer.notify_progress(note).await;
+                }
+            });
+        }
+        let guard = self.guard.clone();
+        let tool = name.clone();
+        let ran =
+            tokio::task::spawn_blocking(move || dispatch(&ws, &guard, &tool, args, cancel, &tx))
+                .await
+                .unwrap_or_else(|e| Err(ToolError::Io(format!("the tool failed: {e}"))));
+        watcher.abort();
+        let (ran, outcome) = match ran {
+            Ok((value, outcome)) => (Ok(value), outcome),
+            Err(e) => (Err(e), None),
+        };
+        let event = match outcome {
+            Some(o) => event.detail("exit", json!(o)),
+            None => event,
+        };
+        let ws_name = ws_name.clone();
+        let screened = ran.and_then(|value| {
+            let text = strings(&value);
+            let (_, screened) = self.guard.screen(&ws_name, &name, text)?;
+            let value = if screened.redacted {
+                self.guard.redact_value(&value)
+            } else {
+                value
+            };
+            Ok((value, screened))
+        });
+        match screened {
+            Ok((value, screened)) => {
+                let event = if screened.redacted {
+                    event.detail("redacted", json!(true))
+                } else {
+                    event
+                };
+                self.finish(event.outcome("ok"), started, Ok(value), screened.findings)
+            }
+            Err(e) => {
+                let outcome = e.outcome();
+                self.finish(event.outcome(outcome), started, Err(e), Vec::new())
+            }
+        }
+    }
+
+    /// Writes the call's record and turns the result into what the client gets.
+    fn finish(
+        &self,
+        event: cordon_audit::Event,
+        started: Instant,
+        result: Result<Value, ToolError>,
+        findings: Vec<cordon_secrets::Finding>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let event = event
+            .duration_ms(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX))
+            .findings(audit_findings(&findings));
+        let event = match &result {
+            Err(e) => event.detail("error", json!(e.to_string())),
+            Ok(_) => event,
+        };
+        if let Err(e) = self.guard.record(event) {
+            tracing::error!(error = %e, "cannot write a tool call's audit record");
+            return Ok(error_result(&e));
+        }
+        Ok(match result {
+            Ok(value) => CallToolResult::structured(value),
+            Err(e) => error_result(&e),
+        })
+    }
+}
+
+/// A tool error the model reads.
+fn error_result(e: &ToolError) -> CallToolResult {
+    CallToolResult::error(vec![ContentBlock::text(e.to_string())])
+}
+
+/// Every string in `value`, one per line: what the scanner reads (raw, not JSON-escaped, so a
+/// multi-line key is seen as it is).
+fn strings(value: &Value) -> String {
+    fn walk(v: &Value, out: &mut String) {
+        match v {
+            Value::String(s) => {
+                out.push_str(s);
+                out.push('\n');
+            }
+            Value::Array(a) => a.iter().for_each(|v| walk(v, out)),
+            Value::Object(m) => m.values().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    let mut out = String::new();
+    walk(value, &mut out);
+    out
+}
+
+/// Arguments as the audit record keeps them: long strings (file contents) cut.
+fn shorten(value: &Value) -> Value {
+    match value {
+        Value::String(s) if s.len() > 256 => {
+            let head: String = s.chars().take(200).collect();
+            Value::String(format!("{head}... [{} bytes]", s.len()))
+        }
+        Value::Array(a) => Value::Array(a.iter().map(shorten).collect()),
+        Value::Object(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), shorten(v))).collect()),
+        other => other.clone(),
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(args: Value) -> Result<T, ToolError> {
+    serde_json::from_value(args).map_err(|e| ToolError::Invalid(format!("bad arguments: {e}")))
+}
+
+type Ran = (Value, Option<cordon_sandbox::Outcome>);
+
+/// Runs one tool on the blocking pool.
+fn dispatch(
+    ws: &Arc<Workspace>,
+    guard: &Guard,
+    tool: &str,
+    args: Value,
+    cancel: Cancel,
+    progress: &tokio::sync::mpsc::UnboundedSender<u64>,
+) -> Result<Ran, ToolError> {
+    let plain = |v: Result<Value, ToolError>| v.map(|v| (v, None));
+    match tool {
+        "read_file" => plain(files::read(ws, guard, parse(args)?)),
+        "read_many" => plain(files::read_many(ws, guard, parse(args)?)),
+        "write_file" => plain(files::write(ws, guard, parse(args)?)),
+        "edit_file" => plain(files::edit(ws, guard, parse(args)?)),
+        "list_dir" => plain(files::list(ws, guard, parse(args)?)),
+        "tree" => plain(files::tree(ws, guard, parse(args)?)),
+        "find" => plain(files::find(ws, guard, parse(args)?)),
+        "grep" => plain(files::grep(ws, guard, parse(args)?)),
+        "file_info" => plain(files::info(ws, guard, parse(args)?)),
+        "make_dir" => plain(files::mkdir(ws, guard, parse(args)?)),
+        "move_path" => plain(files::rename(ws, guard, parse(args)?)),
+        "copy_file" => plain(files::copy(ws, guard, parse(args)?)),
+        "delete_path" => plain(files::delete(ws, guard, parse(args)?)),
+        "exec" => {
+            let a: shell::ExecArgs = parse(args)?;
+            let mut last = std::time::Instant::now();
+            let (v, o) = shell::exec(ws, &a, cancel, &mut |bytes| {
+                // At most a few notifications a second.
+                if last.elapsed().as_millis() >= 250 {
+                    last = std::time::Instant::now();
+                    let _ = progress.send(bytes);
+                }
+            })?;
+            Ok((v, Some(o)))
+        }
+        "process_start" => plain(shell::start(ws, &parse(args)?)),
+        "process_read" => plain(shell::read(ws, &parse(args)?)),
+        "process_kill" => plain(shell::kill(ws, &parse(args)?)),
+        "process_list" => {
+            let _: git::NoArgs = parse(args)?;
+            plain(shell::list(ws))
+        }
+        t if t.starts_with("git_") => plain(git::call(ws, guard, t, args, cancel)),
+        other => Err(ToolError::NotFound(format!("no tool {other}"))),
+    }
+}
+
+impl ServerHandler for CordonServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new("cordon", env!("CARGO_PKG_VERSION")))
+            .with_instructions(
+                "cordon: file, shell and git tools on sandboxed workspaces. Paths are relative to \
+                 the workspace root. Every call is decided by policy, commands run in a sandbox \
+                 whose only network is an egress proxy, and secrets are redacted from results.",
+            )
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        Ok(ListToolsResult::with_all_items(CordonServer::tools()))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        self.run(request, context).await.map(CallToolResponse::from)
+    }
+}
