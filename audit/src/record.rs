@@ -165,6 +165,17 @@ pub struct Finding {
     pub fingerprint: Fingerprint,
 }
 
+impl Finding {
+    /// A finding from a scanner's rule id and fingerprint; `None` when either is not of the
+    /// shape the log accepts (a value that could be a secret is dropped, not stored).
+    pub fn checked(rule: &str, fingerprint: &str) -> Option<Finding> {
+        Some(Finding {
+            rule: RuleId::new(rule).ok()?,
+            fingerprint: Fingerprint::new(fingerprint).ok()?,
+        })
+    }
+}
+
 /// An operation to record, before the writer stamps it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {

@@ -4,9 +4,7 @@
 
 use std::sync::Arc;
 
-use cordon_audit::{
-    AuditLog, DecisionRecord, Event, Finding as AuditFinding, Fingerprint, Kind, RuleId,
-};
+use cordon_audit::{AuditLog, DecisionRecord, Event, Finding as AuditFinding, Kind};
 use cordon_policy::input::{
     AreaInput, Channel, Context, FileOp, FilesInput, FindingInput, GitInput, SecretsInput,
     ToolsInput,
@@ -225,12 +223,7 @@ pub fn decision_record(decision: &Decision) -> DecisionRecord {
 pub fn audit_findings(found: &[Finding]) -> Vec<AuditFinding> {
     found
         .iter()
-        .filter_map(|f| {
-            Some(AuditFinding {
-                rule: RuleId::new(&f.rule).ok()?,
-                fingerprint: Fingerprint::new(&f.fingerprint).ok()?,
-            })
-        })
+        .filter_map(|f| AuditFinding::checked(&f.rule, &f.fingerprint))
         .collect()
 }
 

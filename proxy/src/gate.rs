@@ -5,9 +5,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use cordon_audit::{
-    AuditLog, DecisionRecord, Event, Finding as AuditFinding, Fingerprint, Kind, RuleId,
-};
+use cordon_audit::{AuditLog, DecisionRecord, Event, Finding as AuditFinding, Kind};
 use cordon_policy::input::{Channel, FindingInput, NetworkInput, Phase, SecretsInput};
 use cordon_policy::{Area, AreaInput, Context, Decision, Policy};
 
@@ -224,12 +222,7 @@ impl Decided for Event {
 pub fn audit_findings(found: &[Found]) -> Vec<AuditFinding> {
     found
         .iter()
-        .filter_map(|f| {
-            Some(AuditFinding {
-                rule: RuleId::new(&f.rule).ok()?,
-                fingerprint: Fingerprint::new(&f.fingerprint).ok()?,
-            })
-        })
+        .filter_map(|f| AuditFinding::checked(&f.rule, &f.fingerprint))
         .collect()
 }
 
