@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::error::ToolError;
 use crate::guard::Guard;
 use crate::paths::normalise;
-use crate::workspace::Workspace;
+use crate::workspace::{Registry, Workspace};
 
 /// Config that would run a program or talk to a terminal, neutralised on every call.
 const SAFE_CONFIG: &[&str] = &[
@@ -36,6 +36,15 @@ const AUTHOR: (&str, &str) = ("cordon agent", "agent@cordon.invalid");
 
 /// Runs `git args` in the sandbox; a non-zero exit is an error with git's message.
 fn git(ws: &Workspace, args: &[String], cancel: Option<Cancel>) -> Result<String, ToolError> {
+    git_in(&ws.sandbox, args, cancel)
+}
+
+/// [`git`] in any sandbox.
+fn git_in(
+    sandbox: &cordon_sandbox::Sandbox,
+    args: &[String],
+    cancel: Option<Cancel>,
+) -> Result<String, ToolError> {
     let mut argv: Vec<String> = vec!["git".into(), "--no-pager".into()];
     for c in SAFE_CONFIG {
         argv.push("-c".into());
@@ -55,7 +64,7 @@ fn git(ws: &Workspace, args: &[String], cancel: Option<Cancel>) -> Result<String
         cmd = cmd.cancel(c);
     }
     let (mut out, mut err) = (Vec::new(), Vec::new());
-    let outcome = ws.sandbox.run(&cmd, &mut |stream, bytes| match stream {
+    let outcome = sandbox.run(&cmd, &mut |stream, bytes| match stream {
         cordon_sandbox::Stream::Stdout => out.extend_from_slice(bytes),
         cordon_sandbox::Stream::Stderr => err.extend_from_slice(bytes),
     })?;
@@ -261,8 +270,8 @@ pub struct FetchArgs {
 pub struct CloneArgs {
     /// An http(s) URL; it is fetched through the egress proxy.
     pub url: String,
-    /// A directory in the workspace that does not exist yet.
-    pub path: String,
+    /// The new workspace's name; later calls pass it as `workspace`.
+    pub name: String,
 }
 
 fn from<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, ToolError> {
@@ -546,32 +555,6 @@ pub fn call(
             )
             .map(out)
         }
-        "git_clone" => {
-            let a: CloneArgs = from(args)?;
-            if !(a.url.starts_with("https://") || a.url.starts_with("http://")) {
-                return Err(ToolError::Invalid(
-                    "only http(s) URLs are cloned (through the egress proxy)".into(),
-                ));
-            }
-            let path = normalise(&a.path)?;
-            if path.is_empty() {
-                return Err(ToolError::Invalid(
-                    "clone into a new directory, not the workspace root".into(),
-                ));
-            }
-            git(
-                ws,
-                &[
-                    "clone".into(),
-                    "--no-recurse-submodules".into(),
-                    "--".into(),
-                    a.url,
-                    path,
-                ],
-                c,
-            )
-            .map(out)
-        }
         other => Err(ToolError::NotFound(format!("no git tool {other}"))),
     }
 }
@@ -589,4 +572,43 @@ fn current_branch(ws: &Workspace, c: Option<Cancel>) -> Result<String, ToolError
     )
     .map_err(|_| ToolError::Invalid("HEAD is detached: name the branch".into()))?;
     Ok(b.trim().to_owned())
+}
+
+/// `git_clone`: a new workspace, filled by a clone that runs in a sandbox of its own.
+pub fn clone(registry: &Registry, args: Value, cancel: Cancel) -> Result<Value, ToolError> {
+    let a: CloneArgs = from(args)?;
+    if !(a.url.starts_with("https://") || a.url.starts_with("http://")) || a.url.len() > 2048 {
+        return Err(ToolError::Invalid(
+            "only http(s) URLs are cloned (through the egress proxy)".into(),
+        ));
+    }
+    let (dir, filling, normal) = registry.prepare(&a.name)?;
+    let cloned = cordon_sandbox::Sandbox::new(filling)
+        .map_err(ToolError::from)
+        .and_then(|sandbox| {
+            git_in(
+                &sandbox,
+                &[
+                    "clone".into(),
+                    "--no-recurse-submodules".into(),
+                    // No template: no sample hooks in .git/hooks.
+                    "--template=".into(),
+                    "--".into(),
+                    a.url.clone(),
+                    ".".into(),
+                ],
+                Some(cancel),
+            )
+        });
+    let ws = cloned.and_then(|_| Workspace::new(&a.name, normal));
+    match ws {
+        Ok(ws) => {
+            registry.insert(ws);
+            Ok(json!({"workspace": a.name, "url": a.url}))
+        }
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&dir);
+            Err(e)
+        }
+    }
 }

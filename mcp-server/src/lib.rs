@@ -19,7 +19,7 @@ mod workspace;
 pub use error::ToolError;
 pub use guard::Guard;
 pub use server::CordonServer;
-pub use workspace::Workspace;
+pub use workspace::{Registry, Spawner, Workspace};
 
 use rmcp::ServiceExt;
 

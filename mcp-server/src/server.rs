@@ -4,7 +4,6 @@
 //! record is written per call whatever happened. Tool failures are tool results with
 //! `isError`, never protocol errors.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -20,7 +19,7 @@ use serde_json::{Value, json};
 
 use crate::error::ToolError;
 use crate::guard::{Guard, audit_findings, decision_record, tool_event};
-use crate::workspace::Workspace;
+use crate::workspace::{Registry, Workspace};
 use crate::{files, git, shell};
 
 /// How a tool behaves, for the annotations clients show and act on.
@@ -294,39 +293,25 @@ const TOOLS: &[Def] = &[
 /// The MCP server: tools over named workspaces.
 #[derive(Clone)]
 pub struct CordonServer {
-    workspaces: Arc<BTreeMap<String, Arc<Workspace>>>,
-    first: String,
+    registry: Arc<Registry>,
     guard: Guard,
 }
 
 impl std::fmt::Debug for CordonServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CordonServer")
-            .field("workspaces", &self.workspaces.keys())
+            .field("workspaces", &self.registry.names())
             .finish()
     }
 }
 
 impl CordonServer {
-    /// A server over `workspaces` (the first is the default), checking with `guard`.
-    pub fn new(workspaces: Vec<Arc<Workspace>>, guard: Guard) -> Result<CordonServer, ToolError> {
-        let first = workspaces
-            .first()
-            .map(|w| w.name.clone())
-            .ok_or_else(|| ToolError::Invalid("no workspace".into()))?;
-        let mut map = BTreeMap::new();
-        for w in workspaces {
-            if map.insert(w.name.clone(), w).is_some() {
-                return Err(ToolError::Invalid(
-                    "two workspaces have the same name".into(),
-                ));
-            }
-        }
-        Ok(CordonServer {
-            workspaces: Arc::new(map),
-            first,
+    /// A server over `registry`'s workspaces, checking with `guard`.
+    pub fn new(registry: Registry, guard: Guard) -> CordonServer {
+        CordonServer {
+            registry: Arc::new(registry),
             guard,
-        })
+        }
     }
 
     /// The tool list, for clients and for tests of the list itself.
@@ -360,8 +345,8 @@ impl CordonServer {
         }
         let mut args = request.arguments.unwrap_or_default();
         let ws_name = match args.remove("workspace") {
-            None => self.first.clone(),
-            Some(Value::String(s)) => s,
+            None => None,
+            Some(Value::String(s)) => Some(s),
             Some(_) => {
                 return Ok(error_result(&ToolError::Invalid(
                     "workspace must be a string".into(),
@@ -370,9 +355,9 @@ impl CordonServer {
         };
         let args = Value::Object(args);
         let redacted = self.guard.redact_value(&args);
-        let Some(ws) = self.workspaces.get(&ws_name).cloned() else {
-            let e = ToolError::NotFound(format!("no workspace named {ws_name:?}"));
-            return Ok(error_result(&e));
+        let ws = match self.registry.get(ws_name.as_deref()) {
+            Ok(ws) => ws,
+            Err(e) => return Ok(error_result(&e)),
         };
         let decision = self.guard.tool(&ws.name, &name, &redacted);
         let event = tool_event(&name)
@@ -409,10 +394,16 @@ impl CordonServer {
         }
         let guard = self.guard.clone();
         let tool = name.clone();
-        let ran =
-            tokio::task::spawn_blocking(move || dispatch(&ws, &guard, &tool, args, cancel, &tx))
-                .await
-                .unwrap_or_else(|e| Err(ToolError::Io(format!("the tool failed: {e}"))));
+        let registry = Arc::clone(&self.registry);
+        let ws_name = ws.name.clone();
+        let ran = tokio::task::spawn_blocking(move || {
+            if tool == "git_clone" {
+                return git::clone(&registry, args, cancel).map(|v| (v, None));
+            }
+            dispatch(&ws, &guard, &tool, args, cancel, &tx)
+        })
+        .await
+        .unwrap_or_else(|e| Err(ToolError::Io(format!("the tool failed: {e}"))));
         watcher.abort();
         let (ran, outcome) = match ran {
             Ok((value, outcome)) => (Ok(value), outcome),
@@ -422,7 +413,6 @@ impl CordonServer {
             Some(o) => event.detail("exit", json!(o)),
             None => event,
         };
-        let ws_name = ws_name.clone();
         let screened = ran.and_then(|value| {
             let text = strings(&value);
             let (_, screened) = self.guard.screen(&ws_name, &name, text)?;

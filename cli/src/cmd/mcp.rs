@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use cordon_mcp::{CordonServer, Guard, Workspace};
+use cordon_mcp::{CordonServer, Guard, Registry, Spawner, Workspace};
 use cordon_policy::Policy;
 
 use super::Ctx;
@@ -30,6 +30,10 @@ pub struct McpArgs {
     /// An Origin allowed to call the HTTP server (browsers send one); repeat for several.
     #[arg(long = "allow-origin", value_name = "ORIGIN")]
     allow_origins: Vec<String>,
+    /// Where `git_clone` makes new workspaces. Default: workspaces/ in cordon's state
+    /// directory.
+    #[arg(long, value_name = "DIR")]
+    workspaces_dir: Option<PathBuf>,
     /// No network in the sandboxes, not even through the proxy.
     #[arg(long)]
     no_network: bool,
@@ -90,30 +94,41 @@ impl McpArgs {
                 Some("mcp".into()),
             )?)
         };
+        // One shape for every workspace's sandbox, those git_clone makes included.
+        let mut template = config.sandbox.sandbox_config(
+            std::env::temp_dir(),
+            protected.clone(),
+            &self.allow_weaker,
+        )?;
+        match &proxy {
+            None => template.proxy_socket = None,
+            Some(p) => {
+                template.proxy_socket = Some(p.socket.clone());
+                if template.ca_file.is_none() {
+                    template.ca_file = p.ca_cert.clone();
+                }
+                template.env.extend(p.placeholders.iter().cloned());
+            }
+        }
         let mut workspaces = Vec::new();
         for (name, dir) in named {
-            let mut sc = config.sandbox.sandbox_config(
-                dir.clone(),
-                protected.clone(),
-                &self.allow_weaker,
-            )?;
+            let mut sc = template.clone();
+            sc.workspace = dir.clone();
             sc.name = name.clone();
-            match &proxy {
-                None => sc.proxy_socket = None,
-                Some(p) => {
-                    sc.proxy_socket = Some(p.socket.clone());
-                    if sc.ca_file.is_none() {
-                        sc.ca_file = p.ca_cert.clone();
-                    }
-                    sc.env.extend(p.placeholders.iter().cloned());
-                }
-            }
             let ws = Workspace::new(&name, sc)
                 .with_context(|| format!("workspace {name} ({})", dir.display()))?;
             workspaces.push(ws);
         }
+        let spawner = Spawner {
+            template,
+            dir: match &self.workspaces_dir {
+                Some(d) => d.clone(),
+                None => config.state_dir()?.join("workspaces"),
+            },
+        };
+        let registry = Registry::new(workspaces, Some(spawner))?;
         let guard = Guard::new(policy, scanner, log, "mcp");
-        let server = CordonServer::new(workspaces, guard.clone())?;
+        let server = CordonServer::new(registry, guard.clone());
 
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()

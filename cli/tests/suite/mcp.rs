@@ -30,15 +30,15 @@ impl ClientHandler for Client {
     }
 }
 
-struct Session {
-    env: Env,
-    ws: std::path::PathBuf,
+pub struct Session {
+    pub env: Env,
+    pub ws: std::path::PathBuf,
     client: RunningService<RoleClient, Client>,
     progress: Arc<AtomicU64>,
     rt: tokio::runtime::Runtime,
 }
 
-fn git(dir: &Path, args: &[&str]) {
+pub fn git(dir: &Path, args: &[&str]) {
     let out = std::process::Command::new("git")
         .args(args)
         .current_dir(dir)
@@ -58,26 +58,37 @@ fn git(dir: &Path, args: &[&str]) {
 impl Session {
     fn start() -> Session {
         let env = Env::new();
-        let ws = env.path("ws");
-        std::fs::create_dir_all(&ws).unwrap();
         env.write("ws/src/lib.rs", "fn main() {\n    println!(\"hi\");\n}\n");
         env.write("ws/.gitignore", "target/\n");
         env.write("ws/target/junk.o", "junk");
-        env.write(".config/placeholder", "");
-        env.write("cordon.toml", "");
+        Session::with(env, "", false)
+    }
+
+    /// `cordon mcp` on `env`'s `ws` directory with `config` as cordon.toml; with `network`,
+    /// an embedded proxy.
+    pub fn with(env: Env, config: &str, network: bool) -> Session {
+        let ws = env.path("ws");
+        std::fs::create_dir_all(&ws).unwrap();
+        env.write("cordon.toml", config);
+        let spawned = env.path("workspaces");
+        let mut args = vec![
+            "--config",
+            "cordon.toml",
+            "mcp",
+            "--workspace",
+            ws.to_str().unwrap(),
+            "--workspaces-dir",
+            spawned.to_str().unwrap(),
+        ];
+        if !network {
+            args.push("--no-network");
+        }
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .unwrap();
-        let mut cmd = tokio::process::Command::from(env.command(&[
-            "--config",
-            "cordon.toml",
-            "mcp",
-            "--no-network",
-            "--workspace",
-            ws.to_str().unwrap(),
-        ]));
+        let mut cmd = tokio::process::Command::from(env.command(&args));
         cmd.stderr(std::process::Stdio::inherit());
         let client = Client::default();
         let progress = Arc::clone(&client.progress);
@@ -93,7 +104,7 @@ impl Session {
         }
     }
 
-    fn call(&self, tool: &str, args: Value) -> CallToolResult {
+    pub fn call(&self, tool: &str, args: Value) -> CallToolResult {
         let Value::Object(map) = args else { panic!() };
         self.rt
             .block_on(
@@ -103,19 +114,29 @@ impl Session {
             .unwrap()
     }
 
-    fn ok(&self, tool: &str, args: Value) -> Value {
+    pub fn ok(&self, tool: &str, args: Value) -> Value {
         let r = self.call(tool, args);
         assert_ne!(r.is_error, Some(true), "{tool}: {}", text(&r));
         r.structured_content.clone().expect("structured content")
     }
 
-    fn err(&self, tool: &str, args: Value) -> String {
+    pub fn err(&self, tool: &str, args: Value) -> String {
         let r = self.call(tool, args);
         assert_eq!(r.is_error, Some(true), "{tool} should fail: {}", text(&r));
         text(&r)
     }
 
-    fn records(&self) -> Vec<Value> {
+    /// Closes the client (the server exits with its stdin) and keeps the scratch directory.
+    pub fn close(self) -> Env {
+        let Session {
+            env, client, rt, ..
+        } = self;
+        let _ = rt.block_on(client.cancel());
+        drop(rt);
+        env
+    }
+
+    pub fn records(&self) -> Vec<Value> {
         let text = std::fs::read_to_string(self.env.log()).unwrap_or_default();
         text.lines()
             .filter_map(|l| serde_json::from_str(l).ok())
@@ -123,7 +144,7 @@ impl Session {
     }
 }
 
-fn text(r: &CallToolResult) -> String {
+pub fn text(r: &CallToolResult) -> String {
     r.content
         .iter()
         .filter_map(|c| c.as_text().map(|t| t.text.clone()))

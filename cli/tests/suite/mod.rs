@@ -1,5 +1,6 @@
 mod audit;
 mod mcp;
+mod mcp_e2e;
 mod policy;
 mod run;
 mod scan;

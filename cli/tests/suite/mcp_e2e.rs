@@ -1,0 +1,207 @@
+//! The whole loop through the MCP server: clone from a smart-HTTP git server through the
+//! egress proxy, edit, run the project's tests in the sandbox, commit, push a branch; a push
+//! that changes CI and a push to main are refused; the session's audit log verifies.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use serde_json::json;
+
+use super::Env;
+use super::mcp::{Session, git};
+
+/// `git http-backend` behind Python's CGI server on 127.0.0.1, serving one bare repository.
+struct GitServer {
+    port: u16,
+    child: Child,
+    root: tempfile::TempDir,
+}
+
+impl Drop for GitServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const CGI: &str = r#"
+import http.server, os, sys
+os.chdir(sys.argv[1])
+os.environ["GIT_PROJECT_ROOT"] = sys.argv[1]
+os.environ["GIT_HTTP_EXPORT_ALL"] = "1"
+# As root, the CGI handler would switch to nobody, who cannot write the repository.
+http.server.nobody_uid = os.getuid
+class H(http.server.CGIHTTPRequestHandler):
+    cgi_directories = ["/cgi-bin"]
+    def log_message(self, *a): pass
+s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+"#;
+
+/// A bare repository with a small project (a script and its test, and a CI file) on main.
+fn git_server() -> GitServer {
+    let root = tempfile::tempdir().unwrap();
+    let seed = root.path().join("seed");
+    std::fs::create_dir_all(seed.join(".github/workflows")).unwrap();
+    std::fs::write(seed.join("add.sh"), "echo $(($1 + $2))\n").unwrap();
+    std::fs::write(
+        seed.join("test.sh"),
+        "set -e\n[ \"$(sh add.sh 2 3)\" = 5 ] || { echo 'add is wrong'; exit 1; }\necho tests passed\n",
+    )
+    .unwrap();
+    std::fs::write(seed.join(".github/workflows/ci.yml"), "on: push\n").unwrap();
+    git(&seed, &["init", "-q", "-b", "main"]);
+    git(&seed, &["add", "."]);
+    git(&seed, &["commit", "-qm", "seed"]);
+    let bare = root.path().join("repo.git");
+    git(
+        root.path(),
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            seed.to_str().unwrap(),
+            bare.to_str().unwrap(),
+        ],
+    );
+    git(&bare, &["config", "http.receivepack", "true"]);
+    let cgi = root.path().join("cgi-bin");
+    std::fs::create_dir(&cgi).unwrap();
+    std::os::unix::fs::symlink("/usr/lib/git-core/git-http-backend", cgi.join("git")).unwrap();
+    let mut child = Command::new("python3")
+        .args(["-c", CGI, root.path().to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    GitServer {
+        port: line.trim().parse().unwrap(),
+        child,
+        root,
+    }
+}
+
+fn branches(bare: &Path) -> String {
+    let out = Command::new("git")
+        .args(["branch", "--list"])
+        .current_dir(bare)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn clone_edit_test_commit_push_through_the_proxy() {
+    let srv = git_server();
+    let bare = srv.root.path().join("repo.git");
+    let config = "[network]\nallow = [\"git.test\"]\nallow_addresses = [\"127.0.0.0/8\"]\n\n\
+                  [proxy]\nhosts = { \"git.test\" = [\"127.0.0.1\"] }\n";
+    let s = Session::with(Env::new(), config, true);
+    let url = format!("http://git.test:{}/cgi-bin/git/repo.git", srv.port);
+
+    let r = s.ok("git_clone", json!({"url": url, "name": "proj"}));
+    assert_eq!(r["workspace"], "proj");
+    let ws = s.env.path("workspaces/proj");
+    assert!(ws.join("add.sh").is_file());
+    // Every later call names the new workspace.
+    let call = |tool: &str, mut args: serde_json::Value| {
+        args["workspace"] = json!("proj");
+        s.ok(tool, args)
+    };
+    let refused = |tool: &str, mut args: serde_json::Value| {
+        args["workspace"] = json!("proj");
+        s.err(tool, args)
+    };
+
+    // The tests fail first: the agent breaks add, sees it, fixes it.
+    call(
+        "edit_file",
+        json!({"path": "add.sh", "edits": [{"old_text": "$1 + $2", "new_text": "$1 - $2"}]}),
+    );
+    let r = call("exec", json!({"argv": ["sh", "test.sh"]}));
+    assert_eq!(r["exit_code"], 1, "{r}");
+    call(
+        "edit_file",
+        json!({"path": "add.sh", "edits": [{"old_text": "$1 - $2", "new_text": "$1 + $2"}]}),
+    );
+    call(
+        "write_file",
+        json!({"path": "NOTES.md", "content": "worked on add\n"}),
+    );
+    let r = call("exec", json!({"argv": ["sh", "test.sh"]}));
+    assert_eq!(r["exit_code"], 0, "{r}");
+    assert_eq!(r["stdout"], "tests passed\n");
+
+    call(
+        "git_checkout",
+        json!({"branch": "agent/notes", "create": true}),
+    );
+    call("git_add", json!({"paths": ["NOTES.md", "add.sh"]}));
+    call("git_commit", json!({"message": "notes on add"}));
+    call("git_push", json!({"branch": "agent/notes"}));
+    assert!(
+        branches(&bare).contains("agent/notes"),
+        "{}",
+        branches(&bare)
+    );
+
+    // A push to main.
+    call("git_checkout", json!({"branch": "main"}));
+    call(
+        "write_file",
+        json!({"path": "NOTES.md", "content": "straight to main\n"}),
+    );
+    call("git_add", json!({"paths": ["NOTES.md"]}));
+    call("git_commit", json!({"message": "to main"}));
+    let msg = refused("git_push", json!({"branch": "main"}));
+    assert!(msg.contains("branch main is protected"), "{msg}");
+
+    // The agent cannot change the CI file itself.
+    let msg = refused(
+        "write_file",
+        json!({"path": ".github/workflows/ci.yml", "content": "x"}),
+    );
+    assert!(msg.contains("denied by policy"), "{msg}");
+    // A branch whose commits change CI (made on the host, as a teammate's commit would be).
+    git(&ws, &["checkout", "-q", "-b", "agent/ci"]);
+    std::fs::write(ws.join(".github/workflows/ci.yml"), "on: push\njobs: {}\n").unwrap();
+    git(&ws, &["commit", "-qam", "change ci"]);
+    let msg = refused("git_push", json!({"branch": "agent/ci"}));
+    assert!(
+        msg.contains("protected file .github/workflows/ci.yml"),
+        "{msg}"
+    );
+    assert!(!branches(&bare).contains("agent/ci"));
+    // Not around the tool either: git itself, run by exec, meets the proxy's git policy on
+    // the branch it pushes to.
+    let r = call("exec", json!({"argv": ["git", "push", "origin", "main"]}));
+    assert_ne!(r["exit_code"], 0, "{r}");
+    assert!(!branches(&bare).is_empty());
+    let main_now = Command::new("git")
+        .args(["log", "-1", "--format=%s", "main"])
+        .current_dir(&bare)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&main_now.stdout).trim(), "seed");
+
+    // The session's log: tool calls, egress through the proxy, sandboxed runs; and it verifies.
+    let recs = s.records();
+    assert!(
+        recs.iter().any(|r| r["kind"] == "egress"),
+        "no egress records"
+    );
+    assert!(recs.iter().any(|r| r["kind"] == "tool_call"
+        && r["action"] == "git_push"
+        && r["outcome"] == "denied"));
+    let env = s.close();
+    let log = env.log();
+    let verified = env.run(&["audit", "verify", log.to_str().unwrap()]);
+    verified.expect(0);
+}
