@@ -1,6 +1,7 @@
 mod audit;
 mod mcp;
 mod mcp_e2e;
+mod mcp_http;
 mod policy;
 mod run;
 mod scan;

@@ -1,0 +1,172 @@
+//! `cordon mcp --http`: rmcp's streamable HTTP client with the token works; no token, a wrong
+//! token, a foreign Host or Origin are refused and audited.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Stdio};
+
+use rmcp::ServiceExt;
+use rmcp::model::CallToolRequestParams;
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use serde_json::json;
+
+use super::Env;
+
+struct Server {
+    child: Child,
+    port: u16,
+    token: String,
+    env: Env,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start() -> Server {
+    let env = Env::new();
+    env.write("ws/hello.txt", "hello over http\n");
+    env.write("cordon.toml", "");
+    let token_file = env.path("state/mcp.token");
+    let mut child = env
+        .command(&[
+            "--config",
+            "cordon.toml",
+            "mcp",
+            "--no-network",
+            "--workspace",
+            env.path("ws").to_str().unwrap(),
+            "--http",
+            "127.0.0.1:0",
+            "--token-file",
+            token_file.to_str().unwrap(),
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut port = 0;
+    for _ in 0..50 {
+        let mut line = String::new();
+        if err.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        if let Some(rest) = line.split("http://127.0.0.1:").nth(1) {
+            port = rest.split('/').next().unwrap().parse().unwrap();
+            break;
+        }
+    }
+    assert_ne!(port, 0, "the server did not say where it listens");
+    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    // The token file was created private.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&token_file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let token = std::fs::read_to_string(&token_file)
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert!(token.len() >= 32);
+    Server {
+        child,
+        port,
+        token,
+        env,
+    }
+}
+
+/// A raw POST of an initialize request with `headers`; returns the status code.
+fn post(port: u16, headers: &str) -> u16 {
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "POST /mcp HTTP/1.1\r\n{headers}Content-Type: application/json\r\n\
+         Accept: application/json, text/event-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out.split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn http_needs_the_token_and_the_right_host() {
+    let srv = start();
+    let host = format!("Host: 127.0.0.1:{}\r\n", srv.port);
+    assert_eq!(post(srv.port, &host), 401, "no token");
+    assert_eq!(
+        post(
+            srv.port,
+            &format!("{host}Authorization: Bearer wrong-token-wrong-token-wrong-token\r\n")
+        ),
+        401,
+        "wrong token"
+    );
+    let auth = format!("Authorization: Bearer {}\r\n", srv.token);
+    assert_eq!(
+        post(
+            srv.port,
+            &format!("Host: evil.example:{}\r\n{auth}", srv.port)
+        ),
+        403,
+        "DNS rebinding"
+    );
+    assert_eq!(
+        post(
+            srv.port,
+            &format!("{host}{auth}Origin: https://evil.example\r\n")
+        ),
+        403,
+        "foreign origin"
+    );
+    assert_eq!(post(srv.port, &format!("{host}{auth}")), 200);
+
+    let log = std::fs::read_to_string(srv.env.log()).unwrap();
+    let refused: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|r: &serde_json::Value| r["action"] == "http" && r["outcome"] == "refused")
+        .collect();
+    assert_eq!(refused.len(), 4, "{refused:?}");
+    assert!(!log.contains(&srv.token), "the token reached the log");
+}
+
+#[test]
+fn rmcp_client_over_streamable_http() {
+    let srv = start();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let config = StreamableHttpClientTransportConfig::with_uri(format!(
+            "http://127.0.0.1:{}/mcp",
+            srv.port
+        ))
+        .auth_header(srv.token.clone());
+        let client = ().serve(StreamableHttpClientTransport::from_config(config)).await.unwrap();
+        let tools = client.list_all_tools().await.unwrap();
+        assert!(tools.iter().any(|t| t.name == "exec"));
+        let r = client
+            .call_tool(
+                CallToolRequestParams::new("read_file")
+                    .with_arguments(json!({"path": "hello.txt"}).as_object().unwrap().clone()),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            r.structured_content.unwrap()["content"],
+            "hello over http\n"
+        );
+        client.cancel().await.unwrap();
+    });
+}
