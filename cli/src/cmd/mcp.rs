@@ -27,6 +27,10 @@ pub struct McpArgs {
     /// Default: mcp.token in cordon's state directory.
     #[arg(long, value_name = "FILE")]
     token_file: Option<PathBuf>,
+    /// Serve HTTP without the bearer token: anyone who can reach the loopback port can call
+    /// the tools. For protocol test suites that cannot send a token; logged and audited.
+    #[arg(long, requires = "http")]
+    insecure_no_token: bool,
     /// An Origin allowed to call the HTTP server (browsers send one); repeat for several.
     #[arg(long = "allow-origin", value_name = "ORIGIN")]
     allow_origins: Vec<String>,
@@ -148,7 +152,23 @@ impl McpArgs {
                     Some(f) => f.clone(),
                     None => config.state_dir()?.join("mcp.token"),
                 };
-                let token = token(&token_file)?;
+                let token = if self.insecure_no_token {
+                    output::warn(
+                        "--insecure-no-token: the HTTP server accepts requests without a token; \
+                         anyone who can reach the port can call the tools",
+                    );
+                    let event = cordon_audit::Event::new(cordon_audit::Kind::ToolCall, "http")
+                        .target(addr.to_string())
+                        .outcome("insecure")
+                        .detail(
+                            "reason",
+                            serde_json::json!("started with --insecure-no-token"),
+                        );
+                    guard.record(event)?;
+                    None
+                } else {
+                    Some(token(&token_file)?)
+                };
                 let listener = rt
                     .block_on(tokio::net::TcpListener::bind(addr))
                     .with_context(|| format!("cannot listen on {addr}"))?;
@@ -160,11 +180,23 @@ impl McpArgs {
                         format!("localhost:{}", local.port()),
                         format!("[::1]:{}", local.port()),
                     ],
-                    origins: self.allow_origins.clone(),
+                    // The server's own loopback origins, and those the operator names.
+                    origins: [
+                        format!("http://127.0.0.1:{}", local.port()),
+                        format!("http://localhost:{}", local.port()),
+                        format!("http://[::1]:{}", local.port()),
+                    ]
+                    .into_iter()
+                    .chain(self.allow_origins.iter().cloned())
+                    .collect(),
                 };
                 output::info(&format!(
                     "MCP on http://{local}/mcp (bearer token in {})",
-                    token_file.display()
+                    if access.token.is_some() {
+                        token_file.display().to_string()
+                    } else {
+                        "none: --insecure-no-token".to_owned()
+                    }
                 ));
                 rt.block_on(cordon_mcp::http::serve(server, guard, listener, access))
                     .context("serving MCP over HTTP")?;
