@@ -42,6 +42,8 @@ enum Command {
     Run(cmd::run::RunArgs),
     /// Serve the MCP tools (files, shell, git) on stdio or streamable HTTP.
     Mcp(cmd::mcp::McpArgs),
+    /// Start the egress proxy and the MCP server over HTTP, and print client configurations.
+    Up(cmd::up::UpArgs),
     /// Run the egress proxy on a unix socket (and optionally loopback TCP) until stopped.
     Proxy(cmd::proxy::ProxyArgs),
     /// Report which isolation features this host supports, and why not.
@@ -79,6 +81,7 @@ fn main() -> ExitCode {
         Command::Audit(c) => c.run(&ctx),
         Command::Run(a) => a.run(&ctx),
         Command::Mcp(a) => a.run(&ctx),
+        Command::Up(a) => a.run(&ctx),
         Command::Proxy(a) => a.run(&ctx),
         Command::Doctor(a) => a.run(&ctx),
         Command::Scan(a) => a.run(&ctx),

@@ -44,6 +44,9 @@ pub struct McpArgs {
     /// Accept running without this sandbox feature ("landlock", "protected-creation").
     #[arg(long = "allow-weaker", value_name = "FEATURE")]
     allow_weaker: Vec<String>,
+    /// Print client configurations once listening (`cordon up`).
+    #[arg(skip)]
+    print_configs: bool,
 }
 
 impl McpArgs {
@@ -198,6 +201,11 @@ impl McpArgs {
                         "none: --insecure-no-token".to_owned()
                     }
                 ));
+                if self.print_configs {
+                    let url = format!("http://{local}/mcp");
+                    output::line(super::up::client_configs(&url, &token_file).trim_end());
+                    output::flush();
+                }
                 rt.block_on(cordon_mcp::http::serve(server, guard, listener, access))
                     .context("serving MCP over HTTP")?;
             }
@@ -236,4 +244,21 @@ fn token(path: &std::path::Path) -> Result<String> {
         .with_context(|| format!("cannot create {}", path.display()))?;
     writeln!(f, "{token}")?;
     Ok(token)
+}
+
+impl McpArgs {
+    /// `cordon up`'s arguments: HTTP on `addr` over `workspaces`, configurations printed.
+    pub fn up(workspaces: Vec<String>, addr: SocketAddr, allow_weaker: Vec<String>) -> McpArgs {
+        McpArgs {
+            workspaces,
+            http: Some(addr),
+            token_file: None,
+            insecure_no_token: false,
+            allow_origins: Vec::new(),
+            workspaces_dir: None,
+            no_network: false,
+            allow_weaker,
+            print_configs: true,
+        }
+    }
 }

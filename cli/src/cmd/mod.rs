@@ -7,6 +7,7 @@ pub mod policy;
 pub mod proxy;
 pub mod run;
 pub mod scan;
+pub mod up;
 
 use std::path::PathBuf;
 

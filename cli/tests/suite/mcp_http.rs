@@ -170,3 +170,69 @@ fn rmcp_client_over_streamable_http() {
         client.cancel().await.unwrap();
     });
 }
+
+#[test]
+fn up_prints_configurations_that_hold_no_token() {
+    let env = Env::new();
+    std::fs::create_dir_all(env.path("ws")).unwrap();
+    env.write("cordon.toml", "");
+    let mut child = env
+        .command(&[
+            "--config",
+            "cordon.toml",
+            "up",
+            "--workspace",
+            env.path("ws").to_str().unwrap(),
+            "--port",
+            "0",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut text = String::new();
+    loop {
+        let mut line = String::new();
+        if out.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        text.push_str(&line);
+        if line.starts_with("bearer_token_env_var") {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let block = |title: &str| -> serde_json::Value {
+        let start = text.find(title).unwrap() + title.len();
+        let rest = &text[start..];
+        let end = rest.find("\n\n---").unwrap_or(rest.len());
+        serde_json::from_str(rest[..end].trim()).unwrap()
+    };
+    let claude = block(".mcp.json ---");
+    let url = claude["mcpServers"]["cordon"]["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        url.starts_with("http://127.0.0.1:") && url.ends_with("/mcp"),
+        "{url}"
+    );
+    assert_eq!(
+        claude["mcpServers"]["cordon"]["headers"]["Authorization"],
+        "Bearer ${CORDON_MCP_TOKEN}"
+    );
+    assert_eq!(
+        block(".vscode/mcp.json ---")["servers"]["cordon"]["url"],
+        url
+    );
+    assert_eq!(
+        block("~/.cursor/mcp.json ---")["mcpServers"]["cordon"]["url"],
+        url
+    );
+    assert!(text.contains(&format!("[mcp_servers.cordon]\nurl = \"{url}\"")));
+    // The token itself is in none of them.
+    let token = std::fs::read_to_string(env.path(".local/state/cordon/mcp.token")).unwrap();
+    assert!(!text.contains(token.trim()));
+}
