@@ -189,7 +189,7 @@ const TOOLS: &[Def] = &[
         "exec",
         shell::ExecArgs,
         RUN,
-        "Run a command in the workspace's sandbox (argv without a shell, or command with sh -c) and return its exit status and output. Progress is reported while it runs; cancelling the call kills the whole process tree. For work longer than a client's timeout use process_start."
+        "Run a command in the workspace's sandbox (argv without a shell, or command with sh -c) and return its exit status and output. Progress is reported while it runs; cancelling the call kills the whole process tree. A command still running after wait_secs (default and at most 50) goes on in the background, and the result gives its id for process_read."
     ),
     def!(
         "process_start",
@@ -535,14 +535,13 @@ fn dispatch(
         "exec" => {
             let a: shell::ExecArgs = parse(args)?;
             let mut last = std::time::Instant::now();
-            let (v, o) = shell::exec(ws, &a, cancel, &mut |bytes| {
+            shell::exec(ws, &a, cancel, &mut |bytes| {
                 // At most a few notifications a second.
                 if last.elapsed().as_millis() >= 250 {
                     last = std::time::Instant::now();
                     let _ = progress.send(bytes);
                 }
-            })?;
-            Ok((v, Some(o)))
+            })
         }
         "process_start" => plain(shell::start(ws, &parse(args)?)),
         "process_read" => plain(shell::read(ws, &parse(args)?)),

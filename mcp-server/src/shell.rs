@@ -37,6 +37,10 @@ pub struct ExecArgs {
     pub cwd: String,
     /// Seconds before the whole process tree is killed (default 120, at most 3600).
     pub timeout_secs: Option<u64>,
+    /// `exec` only: seconds the call waits for the command (default and at most 50, under the
+    /// usual 60 s client timeout). A command still running then goes on in the background,
+    /// and the call returns its id for `process_read`.
+    pub wait_secs: Option<u64>,
 }
 
 impl ExecArgs {
@@ -111,35 +115,76 @@ fn exit_json(outcome: &Outcome) -> serde_json::Map<String, Value> {
     m
 }
 
-/// `exec`: runs to the end; `progress` hears of output as it comes; `cancel` kills the tree.
+/// How long `exec` waits at most before handing the command back as a background process.
+pub const MAX_WAIT: Duration = Duration::from_secs(50);
+
+/// `exec`: starts the command as a process and waits for it (reporting output to `progress`);
+/// `cancel` kills the tree. One that outlives the wait goes on in the background and the
+/// result says how to poll it.
 pub fn exec(
-    ws: &Workspace,
+    ws: &Arc<Workspace>,
     args: &ExecArgs,
     cancel: Cancel,
     progress: &mut dyn FnMut(u64),
-) -> Result<(Value, Outcome), ToolError> {
-    let cmd = args.command()?.cancel(cancel);
-    let (mut stdout, mut stderr) = (Collected::default(), Collected::default());
-    let mut total = 0u64;
-    let outcome = ws.sandbox.run(&cmd, &mut |stream, bytes| {
-        total += bytes.len() as u64;
-        match stream {
-            Stream::Stdout => stdout.keep(bytes),
-            Stream::Stderr => stderr.keep(bytes),
+) -> Result<(Value, Option<Outcome>), ToolError> {
+    let wait = args
+        .wait_secs
+        .map_or(MAX_WAIT, Duration::from_secs)
+        .min(MAX_WAIT);
+    let id = spawn(ws, args.command()?, cancel)?;
+    let started = Instant::now();
+    let mut reported = 0u64;
+    loop {
+        {
+            let mut table = lock(&ws.processes.table)?;
+            let Some(p) = table.get(&id) else {
+                return Err(ToolError::Io("the process vanished".into()));
+            };
+            if p.finished.is_some() {
+                let Some(p) = table.remove(&id) else {
+                    return Err(ToolError::Io("the process vanished".into()));
+                };
+                let mut v = match &p.outcome {
+                    Some(o) => exit_json(o),
+                    None => match p.finished {
+                        Some(Value::Object(m)) => m,
+                        _ => serde_json::Map::new(),
+                    },
+                };
+                v.insert("stdout".into(), json!(p.stdout.shown()));
+                v.insert("stderr".into(), json!(p.stderr.shown()));
+                if let Some(o) = &p.outcome {
+                    v.insert("timed_out".into(), json!(o.timed_out));
+                    v.insert("cancelled".into(), json!(o.cancelled));
+                    v.insert("truncated".into(), json!(o.truncated));
+                    v.insert(
+                        "duration_ms".into(),
+                        json!(u64::try_from(o.duration.as_millis()).unwrap_or(u64::MAX)),
+                    );
+                }
+                return Ok((Value::Object(v), p.outcome));
+            }
+            let total = p.dropped + p.output.len() as u64;
+            if total > reported {
+                reported = total;
+                progress(total);
+            }
         }
-        progress(total);
-    })?;
-    let mut v = exit_json(&outcome);
-    v.insert("stdout".into(), json!(stdout.shown()));
-    v.insert("stderr".into(), json!(stderr.shown()));
-    v.insert("timed_out".into(), json!(outcome.timed_out));
-    v.insert("cancelled".into(), json!(outcome.cancelled));
-    v.insert("truncated".into(), json!(outcome.truncated));
-    v.insert(
-        "duration_ms".into(),
-        json!(u64::try_from(outcome.duration.as_millis()).unwrap_or(u64::MAX)),
-    );
-    Ok((Value::Object(v), outcome))
+        if started.elapsed() >= wait {
+            return Ok((
+                json!({
+                    "id": id,
+                    "running": true,
+                    "message": format!(
+                        "still running after {} s; it goes on in the background: read its output with process_read (id {id}), stop it with process_kill",
+                        wait.as_secs()
+                    ),
+                }),
+                None,
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// One background process.
@@ -150,8 +195,12 @@ struct Process {
     /// Interleaved output as it came; bytes before `dropped` are gone.
     output: Vec<u8>,
     dropped: u64,
+    /// The same output by stream, head and tail kept, for `exec`'s result.
+    stdout: Collected,
+    stderr: Collected,
     cancel: Cancel,
     finished: Option<Value>,
+    outcome: Option<Outcome>,
 }
 
 /// The background processes of one workspace.
@@ -190,7 +239,18 @@ fn lock<T>(m: &Mutex<T>) -> Result<std::sync::MutexGuard<'_, T>, ToolError> {
 /// `process_start`: the command runs on its own thread; the call returns its id at once.
 pub fn start(ws: &Arc<Workspace>, args: &ExecArgs) -> Result<Value, ToolError> {
     let cmd = args.command()?;
+    let argv: Vec<String> = cmd
+        .argv
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
     let cancel = Cancel::new().map_err(|e| ToolError::Io(e.to_string()))?;
+    let id = spawn(ws, cmd, cancel)?;
+    Ok(json!({"id": id, "argv": argv}))
+}
+
+/// Runs `cmd` on a thread of its own as a process in the workspace's table.
+fn spawn(ws: &Arc<Workspace>, cmd: Command, cancel: Cancel) -> Result<u64, ToolError> {
     let cmd = cmd.cancel(cancel.clone());
     let id = {
         let mut next = lock(&ws.processes.next)?;
@@ -205,12 +265,15 @@ pub fn start(ws: &Arc<Workspace>, args: &ExecArgs) -> Result<Value, ToolError> {
     lock(&ws.processes.table)?.insert(
         id,
         Process {
-            argv: argv.clone(),
+            argv,
             started: Instant::now(),
             output: Vec::new(),
             dropped: 0,
+            stdout: Collected::default(),
+            stderr: Collected::default(),
             cancel,
             finished: None,
+            outcome: None,
         },
     );
     let ws2 = Arc::clone(ws);
@@ -218,10 +281,14 @@ pub fn start(ws: &Arc<Workspace>, args: &ExecArgs) -> Result<Value, ToolError> {
         .name(format!("cordon-process-{id}"))
         .spawn(move || {
             let table = Arc::clone(&ws2.processes.table);
-            let result = ws2.sandbox.run(&cmd, &mut |_, bytes| {
+            let result = ws2.sandbox.run(&cmd, &mut |stream, bytes| {
                 if let Ok(mut t) = table.lock()
                     && let Some(p) = t.get_mut(&id)
                 {
+                    match stream {
+                        Stream::Stdout => p.stdout.keep(bytes),
+                        Stream::Stderr => p.stderr.keep(bytes),
+                    }
                     p.output.extend_from_slice(bytes);
                     if p.output.len() > MAX_KEPT {
                         let cut = p.output.len() - MAX_KEPT;
@@ -230,23 +297,24 @@ pub fn start(ws: &Arc<Workspace>, args: &ExecArgs) -> Result<Value, ToolError> {
                     }
                 }
             });
-            let done = match result {
+            let (done, outcome) = match result {
                 Ok(o) => {
                     let mut v = exit_json(&o);
                     v.insert("timed_out".into(), json!(o.timed_out));
                     v.insert("killed".into(), json!(o.cancelled));
-                    Value::Object(v)
+                    (Value::Object(v), Some(o))
                 }
-                Err(e) => json!({"error": e.to_string()}),
+                Err(e) => (json!({"error": e.to_string()}), None),
             };
             if let Ok(mut t) = table.lock()
                 && let Some(p) = t.get_mut(&id)
             {
                 p.finished = Some(done);
+                p.outcome = outcome;
             }
         })
         .map_err(|e| ToolError::Io(format!("cannot start a thread: {e}")))?;
-    Ok(json!({"id": id, "argv": argv}))
+    Ok(id)
 }
 
 /// `process_read`.

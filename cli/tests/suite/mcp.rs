@@ -590,3 +590,25 @@ fn git_tools_commit_with_hooks_off_and_refuse_injection() {
     assert!(msg.contains("did not match"), "{msg}");
     assert!(!s.ws.join("pwned").exists());
 }
+
+#[test]
+fn exec_outliving_its_wait_goes_on_as_a_process() {
+    let s = Session::start();
+    let r = s.ok(
+        "exec",
+        json!({"command": "sleep 2; echo done late", "wait_secs": 1}),
+    );
+    assert_eq!(r["running"], true, "{r}");
+    let id = r["id"].as_u64().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = s.ok("process_read", json!({"id": id}));
+        if r["running"] == false {
+            assert_eq!(r["output"], "done late\n");
+            assert_eq!(r["result"]["exit_code"], 0);
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{r}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
