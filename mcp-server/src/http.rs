@@ -4,6 +4,7 @@
 //! a byte of it.
 
 use std::convert::Infallible;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +19,7 @@ use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::json;
 use tokio::net::TcpListener;
 
+use crate::error::ToolError;
 use crate::guard::Guard;
 use crate::server::CordonServer;
 
@@ -36,13 +38,42 @@ pub struct HttpAccess {
 
 type Body = BoxBody<Bytes, Infallible>;
 
-/// Serves `server` on `listener` until the process ends.
+/// A TLS configuration from a PEM certificate chain and its PEM private key.
+pub fn tls_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, ToolError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .and_then(|it| it.collect::<Result<_, _>>())
+        .map_err(|e| ToolError::Invalid(format!("TLS certificate {}: {e}", cert.display())))?;
+    if chain.is_empty() {
+        return Err(ToolError::Invalid(format!(
+            "TLS certificate {}: no certificate in the file",
+            cert.display()
+        )));
+    }
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| ToolError::Invalid(format!("TLS key {}: {e}", key.display())))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| ToolError::Invalid(format!("TLS: {e}")))?
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .map_err(|e| ToolError::Invalid(format!("TLS certificate and key: {e}")))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// Serves `server` on `listener` (over TLS with `tls`) until the process ends.
 pub async fn serve(
     server: CordonServer,
     guard: Guard,
     listener: TcpListener,
     access: HttpAccess,
+    tls: Option<Arc<rustls::ServerConfig>>,
 ) -> std::io::Result<()> {
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(access.hosts.clone())
         .with_sse_keep_alive(Some(Duration::from_secs(15)));
@@ -55,6 +86,7 @@ pub async fn serve(
     loop {
         let (tcp, peer) = listener.accept().await?;
         let (service, access, guard) = (service.clone(), Arc::clone(&access), guard.clone());
+        let acceptor = acceptor.clone();
         tokio::spawn(async move {
             let handler = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let (service, access, guard) =
@@ -67,9 +99,20 @@ pub async fn serve(
                     Ok(resp.map(BodyExt::boxed))
                 }
             });
-            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(tcp), handler)
-                .await;
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            match acceptor {
+                None => {
+                    let _ = builder.serve_connection(TokioIo::new(tcp), handler).await;
+                }
+                Some(acceptor) => match acceptor.accept(tcp).await {
+                    Ok(stream) => {
+                        let _ = builder
+                            .serve_connection(TokioIo::new(stream), handler)
+                            .await;
+                    }
+                    Err(e) => tracing::debug!(error = %e, %peer, "TLS handshake failed"),
+                },
+            }
         });
     }
 }
@@ -81,10 +124,12 @@ fn admit(
     req: &Request<Incoming>,
     peer: &str,
 ) -> Option<Response<Body>> {
+    // HTTP/2 carries the host as :authority (the URI's), HTTP/1.1 in the Host header.
     let host = req
         .headers()
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
+        .or_else(|| req.uri().authority().map(http::uri::Authority::as_str))
         .unwrap_or("");
     let host_ok = access.hosts.iter().any(|h| {
         h.eq_ignore_ascii_case(host)

@@ -27,6 +27,16 @@ pub struct McpArgs {
     /// Default: mcp.token in cordon's state directory.
     #[arg(long, value_name = "FILE")]
     token_file: Option<PathBuf>,
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key). With TLS, --http may be a
+    /// non-loopback address, and --allow-host names the host clients use.
+    #[arg(long, value_name = "FILE", requires_all = ["http", "tls_key"])]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// A Host header value accepted besides the loopback ones (`name` or `name:port`).
+    #[arg(long = "allow-host", value_name = "HOST")]
+    allow_hosts: Vec<String>,
     /// Serve HTTP without the bearer token: anyone who can reach the loopback port can call
     /// the tools. For protocol test suites that cannot send a token; logged and audited.
     #[arg(long, requires = "http")]
@@ -146,9 +156,20 @@ impl McpArgs {
                 .block_on(cordon_mcp::serve_stdio(server))
                 .context("serving MCP on stdio")?,
             Some(addr) => {
-                if !addr.ip().is_loopback() {
+                let tls = match (&self.tls_cert, &self.tls_key) {
+                    (Some(c), Some(k)) => Some(cordon_mcp::http::tls_config(c, k)?),
+                    _ => None,
+                };
+                if !addr.ip().is_loopback() && tls.is_none() {
                     bail!(
-                        "--http {addr}: only loopback addresses are served (put a TLS-terminating proxy in front for anything else)"
+                        "--http {addr}: without TLS only loopback addresses are served (give --tls-cert and --tls-key)"
+                    );
+                }
+                if !addr.ip().is_loopback()
+                    && (self.insecure_no_token || self.allow_hosts.is_empty())
+                {
+                    bail!(
+                        "--http {addr}: a non-loopback listener needs the token and at least one --allow-host"
                     );
                 }
                 let token_file = match &self.token_file {
@@ -176,25 +197,29 @@ impl McpArgs {
                     .block_on(tokio::net::TcpListener::bind(addr))
                     .with_context(|| format!("cannot listen on {addr}"))?;
                 let local = listener.local_addr()?;
+                let scheme = if tls.is_some() { "https" } else { "http" };
                 let access = cordon_mcp::http::HttpAccess {
                     token,
-                    hosts: vec![
+                    hosts: [
                         format!("127.0.0.1:{}", local.port()),
                         format!("localhost:{}", local.port()),
                         format!("[::1]:{}", local.port()),
-                    ],
+                    ]
+                    .into_iter()
+                    .chain(self.allow_hosts.iter().cloned())
+                    .collect(),
                     // The server's own loopback origins, and those the operator names.
                     origins: [
-                        format!("http://127.0.0.1:{}", local.port()),
-                        format!("http://localhost:{}", local.port()),
-                        format!("http://[::1]:{}", local.port()),
+                        format!("{scheme}://127.0.0.1:{}", local.port()),
+                        format!("{scheme}://localhost:{}", local.port()),
+                        format!("{scheme}://[::1]:{}", local.port()),
                     ]
                     .into_iter()
                     .chain(self.allow_origins.iter().cloned())
                     .collect(),
                 };
                 output::info(&format!(
-                    "MCP on http://{local}/mcp (bearer token in {})",
+                    "MCP on {scheme}://{local}/mcp (bearer token in {})",
                     if access.token.is_some() {
                         token_file.display().to_string()
                     } else {
@@ -202,12 +227,14 @@ impl McpArgs {
                     }
                 ));
                 if self.print_configs {
-                    let url = format!("http://{local}/mcp");
+                    let url = format!("{scheme}://{local}/mcp");
                     output::line(super::up::client_configs(&url, &token_file).trim_end());
                     output::flush();
                 }
-                rt.block_on(cordon_mcp::http::serve(server, guard, listener, access))
-                    .context("serving MCP over HTTP")?;
+                rt.block_on(cordon_mcp::http::serve(
+                    server, guard, listener, access, tls,
+                ))
+                .context("serving MCP over HTTP")?;
             }
         }
         drop(proxy);
@@ -253,6 +280,9 @@ impl McpArgs {
             workspaces,
             http: Some(addr),
             token_file: None,
+            tls_cert: None,
+            tls_key: None,
+            allow_hosts: Vec::new(),
             insecure_no_token: false,
             allow_origins: Vec::new(),
             workspaces_dir: None,

@@ -28,7 +28,10 @@ impl Drop for Server {
 }
 
 fn start() -> Server {
-    let env = Env::new();
+    start_with(Env::new(), &[])
+}
+
+fn start_with(env: Env, extra: &[&str]) -> Server {
     env.write("ws/hello.txt", "hello over http\n");
     env.write("cordon.toml", "");
     let token_file = env.path("state/mcp.token");
@@ -45,6 +48,7 @@ fn start() -> Server {
             "--token-file",
             token_file.to_str().unwrap(),
         ])
+        .args(extra)
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -55,7 +59,7 @@ fn start() -> Server {
         if err.read_line(&mut line).unwrap() == 0 {
             break;
         }
-        if let Some(rest) = line.split("http://127.0.0.1:").nth(1) {
+        if let Some(rest) = line.split("://127.0.0.1:").nth(1) {
             port = rest.split('/').next().unwrap().parse().unwrap();
             break;
         }
@@ -235,4 +239,46 @@ fn up_prints_configurations_that_hold_no_token() {
     // The token itself is in none of them.
     let token = std::fs::read_to_string(env.path(".local/state/cordon/mcp.token")).unwrap();
     assert!(!text.contains(token.trim()));
+}
+
+#[test]
+fn https_with_a_configured_certificate() {
+    let env = Env::new();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "cordon test");
+    let cert = params.self_signed(&key).unwrap();
+    let cert_file = env.write("tls/cert.pem", &cert.pem());
+    let key_file = env.write("tls/key.pem", &key.serialize_pem());
+    let srv = start_with(
+        env,
+        &[
+            "--tls-cert",
+            cert_file.to_str().unwrap(),
+            "--tls-key",
+            key_file.to_str().unwrap(),
+        ],
+    );
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+    let curl = |auth: &str| {
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "-m", "10", "-o", "/dev/null", "-w", "%{http_code}"])
+            .args(["--cacert", cert_file.to_str().unwrap()])
+            .args(["-H", "Content-Type: application/json"])
+            .args(["-H", "Accept: application/json, text/event-stream"])
+            .args(["-H", auth, "--data", body])
+            .arg(format!("https://127.0.0.1:{}/mcp", srv.port))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(curl(&format!("Authorization: Bearer {}", srv.token)), "200");
+    assert_eq!(curl("Authorization: Bearer nope"), "401");
+    // Plain HTTP to the TLS port gets nothing.
+    assert_eq!(
+        post(srv.port, &format!("Host: 127.0.0.1:{}\r\n", srv.port)),
+        0
+    );
 }
