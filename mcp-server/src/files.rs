@@ -8,10 +8,13 @@ use cordon_policy::input::FileOp;
 use rustix::fs::{AtFlags, Mode, OFlags};
 use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use crate::error::ToolError;
 use crate::guard::Guard;
+use crate::output::{
+    EditOut, Entry, FindOut, GrepMatch, GrepOut, InfoOut, ListOut, MoveOut, PathOut, ReadManyItem,
+    ReadManyOut, ReadOut, TreeOut, WriteOut,
+};
 use crate::paths::{errno, normalise};
 use crate::workspace::{Workspace, digest};
 
@@ -191,7 +194,7 @@ fn open_read(ws: &Workspace, guard: &Guard, rel: &str) -> Result<(OwnedFd, Strin
 }
 
 /// `read_file`.
-pub fn read(ws: &Workspace, guard: &Guard, args: ReadArgs) -> Result<Value, ToolError> {
+pub fn read(ws: &Workspace, guard: &Guard, args: ReadArgs) -> Result<ReadOut, ToolError> {
     let rel = normalise(&args.path)?;
     let (fd, real) = open_read(ws, guard, &rel)?;
     let (bytes, size) = read_fd(fd, MAX_FILE_BYTES)?;
@@ -228,23 +231,27 @@ pub fn read(ws: &Workspace, guard: &Guard, args: ReadArgs) -> Result<Value, Tool
         content.push_str(line);
         last = n;
     }
-    Ok(json!({
-        "path": real,
-        "content": content,
-        "start_line": start,
-        "end_line": last,
-        "total_lines": total,
-        "size": size,
-        "truncated": truncated,
-    }))
+    Ok(ReadOut {
+        path: real,
+        content,
+        start_line: start,
+        end_line: last,
+        total_lines: total,
+        size,
+        truncated,
+    })
 }
 
 /// `read_many`.
-pub fn read_many(ws: &Workspace, guard: &Guard, args: ReadManyArgs) -> Result<Value, ToolError> {
+pub fn read_many(
+    ws: &Workspace,
+    guard: &Guard,
+    args: ReadManyArgs,
+) -> Result<ReadManyOut, ToolError> {
     if args.paths.len() > 100 {
         return Err(ToolError::Invalid("at most 100 paths at once".into()));
     }
-    let files: Vec<Value> = args
+    let files: Vec<ReadManyItem> = args
         .paths
         .iter()
         .map(|p| {
@@ -259,12 +266,15 @@ pub fn read_many(ws: &Workspace, guard: &Guard, args: ReadManyArgs) -> Result<Va
                 },
             );
             match r {
-                Ok(v) => v,
-                Err(e) => json!({"path": p, "error": e.to_string()}),
+                Ok(v) => ReadManyItem::Read(v),
+                Err(e) => ReadManyItem::Failed {
+                    path: p.clone(),
+                    error: e.to_string(),
+                },
             }
         })
         .collect();
-    Ok(json!({ "files": files }))
+    Ok(ReadManyOut { files })
 }
 
 /// Creates missing directories down to `rel` (each level beneath the root, each decided).
@@ -350,7 +360,7 @@ fn write_atomic(
 }
 
 /// `write_file`.
-pub fn write(ws: &Workspace, guard: &Guard, args: WriteArgs) -> Result<Value, ToolError> {
+pub fn write(ws: &Workspace, guard: &Guard, args: WriteArgs) -> Result<WriteOut, ToolError> {
     let rel = normalise(&args.path)?;
     if args.create_dirs
         && let Some((dir, _)) = rel.rsplit_once('/')
@@ -358,11 +368,15 @@ pub fn write(ws: &Workspace, guard: &Guard, args: WriteArgs) -> Result<Value, To
         make_dirs(ws, guard, dir)?;
     }
     let (real, created) = write_atomic(ws, guard, &rel, args.content.as_bytes())?;
-    Ok(json!({"path": real, "bytes": args.content.len(), "created": created}))
+    Ok(WriteOut {
+        path: real,
+        bytes: args.content.len() as u64,
+        created,
+    })
 }
 
 /// `edit_file`.
-pub fn edit(ws: &Workspace, guard: &Guard, args: EditArgs) -> Result<Value, ToolError> {
+pub fn edit(ws: &Workspace, guard: &Guard, args: EditArgs) -> Result<EditOut, ToolError> {
     let rel = normalise(&args.path)?;
     if args.edits.is_empty() {
         return Err(ToolError::Invalid("no edits given".into()));
@@ -416,7 +430,11 @@ pub fn edit(ws: &Workspace, guard: &Guard, args: EditArgs) -> Result<Value, Tool
     if !args.dry_run {
         write_atomic(ws, guard, &rel, text.as_bytes())?;
     }
-    Ok(json!({"path": real, "diff": diff, "applied": !args.dry_run}))
+    Ok(EditOut {
+        path: real,
+        diff,
+        applied: !args.dry_run,
+    })
 }
 
 /// A hint for an `old_text` that is not in the file: the line most like its first line.
@@ -548,17 +566,25 @@ fn entries(
 }
 
 /// `list_dir`.
-pub fn list(ws: &Workspace, guard: &Guard, args: ListArgs) -> Result<Value, ToolError> {
+pub fn list(ws: &Workspace, guard: &Guard, args: ListArgs) -> Result<ListOut, ToolError> {
     let (base, listed, truncated) = entries(ws, guard, &args, args.depth.unwrap_or(1))?;
-    let entries: Vec<Value> = listed
+    let entries: Vec<Entry> = listed
         .iter()
-        .map(|e| json!({"path": e.path, "type": e.kind, "size": e.size}))
+        .map(|e| Entry {
+            path: e.path.clone(),
+            kind: e.kind.to_owned(),
+            size: e.size,
+        })
         .collect();
-    Ok(json!({"path": base, "entries": entries, "truncated": truncated}))
+    Ok(ListOut {
+        path: base,
+        entries,
+        truncated,
+    })
 }
 
 /// `tree`: the listing drawn as an indented tree.
-pub fn tree(ws: &Workspace, guard: &Guard, args: ListArgs) -> Result<Value, ToolError> {
+pub fn tree(ws: &Workspace, guard: &Guard, args: ListArgs) -> Result<TreeOut, ToolError> {
     let (base, listed, truncated) = entries(ws, guard, &args, args.depth.unwrap_or(3))?;
     let mut out = String::from(if base.is_empty() { "." } else { base.as_str() });
     out.push('\n');
@@ -570,11 +596,14 @@ pub fn tree(ws: &Workspace, guard: &Guard, args: ListArgs) -> Result<Value, Tool
         let suffix = if e.kind == "dir" { "/" } else { "" };
         out.push_str(&format!("{}{name}{suffix}\n", "  ".repeat(level + 1)));
     }
-    Ok(json!({"tree": out, "truncated": truncated}))
+    Ok(TreeOut {
+        tree: out,
+        truncated,
+    })
 }
 
 /// `find`.
-pub fn find(ws: &Workspace, guard: &Guard, args: FindArgs) -> Result<Value, ToolError> {
+pub fn find(ws: &Workspace, guard: &Guard, args: FindArgs) -> Result<FindOut, ToolError> {
     let rel = normalise(&args.path)?;
     let glob = globset::GlobBuilder::new(&args.pattern)
         .literal_separator(true)
@@ -597,14 +626,17 @@ pub fn find(ws: &Workspace, guard: &Guard, args: FindArgs) -> Result<Value, Tool
             found.push(path);
         }
     }
-    Ok(json!({"paths": found, "truncated": truncated}))
+    Ok(FindOut {
+        paths: found,
+        truncated,
+    })
 }
 
 /// Files larger than this are skipped by grep.
 const GREP_MAX_FILE: u64 = 4 << 20;
 
 /// `grep`.
-pub fn grep(ws: &Workspace, guard: &Guard, args: GrepArgs) -> Result<Value, ToolError> {
+pub fn grep(ws: &Workspace, guard: &Guard, args: GrepArgs) -> Result<GrepOut, ToolError> {
     let rel = normalise(&args.path)?;
     let re = regex::RegexBuilder::new(&args.pattern)
         .case_insensitive(args.ignore_case)
@@ -636,7 +668,11 @@ pub fn grep(ws: &Workspace, guard: &Guard, args: GrepArgs) -> Result<Value, Tool
                         return false;
                     }
                     let shown: String = line.chars().take(400).collect();
-                    matches.push(json!({"path": path, "line": i + 1, "text": shown}));
+                    matches.push(GrepMatch {
+                        path: path.to_owned(),
+                        line: i as u64 + 1,
+                        text: shown,
+                    });
                 }
                 seen += 1;
             }
@@ -688,12 +724,15 @@ pub fn grep(ws: &Workspace, guard: &Guard, args: GrepArgs) -> Result<Value, Tool
             }
         }
     }
-    let next = more.then_some(args.offset + matches.len());
-    Ok(json!({"matches": matches, "next_offset": next}))
+    let next = more.then_some((args.offset + matches.len()) as u64);
+    Ok(GrepOut {
+        matches,
+        next_offset: next,
+    })
 }
 
 /// `file_info`.
-pub fn info(ws: &Workspace, guard: &Guard, args: PathArgs) -> Result<Value, ToolError> {
+pub fn info(ws: &Workspace, guard: &Guard, args: PathArgs) -> Result<InfoOut, ToolError> {
     let rel = normalise(&args.path)?;
     let (parent, name) = if rel.is_empty() {
         (
@@ -732,18 +771,18 @@ pub fn info(ws: &Workspace, guard: &Guard, args: PathArgs) -> Result<Value, Tool
         .then(|| rustix::fs::readlinkat(&parent, name.as_str(), Vec::new()).ok())
         .flatten()
         .map(|t| t.to_string_lossy().into_owned());
-    Ok(json!({
-        "path": real,
-        "type": kind,
-        "size": st.st_size,
-        "mode": format!("{:o}", st.st_mode & 0o7777),
-        "modified": modified,
-        "symlink_target": target,
-    }))
+    Ok(InfoOut {
+        path: real,
+        kind: kind.to_owned(),
+        size: st.st_size,
+        mode: format!("{:o}", st.st_mode & 0o7777),
+        modified,
+        symlink_target: target,
+    })
 }
 
 /// `make_dir`.
-pub fn mkdir(ws: &Workspace, guard: &Guard, args: PathArgs) -> Result<Value, ToolError> {
+pub fn mkdir(ws: &Workspace, guard: &Guard, args: PathArgs) -> Result<PathOut, ToolError> {
     let rel = normalise(&args.path)?;
     if rel.is_empty() {
         return Err(ToolError::Invalid(
@@ -751,11 +790,11 @@ pub fn mkdir(ws: &Workspace, guard: &Guard, args: PathArgs) -> Result<Value, Too
         ));
     }
     make_dirs(ws, guard, &rel)?;
-    Ok(json!({"path": rel}))
+    Ok(PathOut { path: rel })
 }
 
 /// `move_path`.
-pub fn rename(ws: &Workspace, guard: &Guard, args: MoveArgs) -> Result<Value, ToolError> {
+pub fn rename(ws: &Workspace, guard: &Guard, args: MoveArgs) -> Result<MoveOut, ToolError> {
     let from = normalise(&args.from)?;
     let to = normalise(&args.to)?;
     let (fdir, fname) = ws.root.parent(&from)?;
@@ -785,11 +824,14 @@ pub fn rename(ws: &Workspace, guard: &Guard, args: MoveArgs) -> Result<Value, To
         e => errno(&from, e),
     })?;
     ws.forget(&real_from);
-    Ok(json!({"from": real_from, "to": real_to}))
+    Ok(MoveOut {
+        from: real_from,
+        to: real_to,
+    })
 }
 
 /// `copy_file`: regular files only.
-pub fn copy(ws: &Workspace, guard: &Guard, args: MoveArgs) -> Result<Value, ToolError> {
+pub fn copy(ws: &Workspace, guard: &Guard, args: MoveArgs) -> Result<MoveOut, ToolError> {
     let from = normalise(&args.from)?;
     let to = normalise(&args.to)?;
     let (fd, _) = open_read(ws, guard, &from)?;
@@ -804,11 +846,11 @@ pub fn copy(ws: &Workspace, guard: &Guard, args: MoveArgs) -> Result<Value, Tool
         return Err(ToolError::Invalid(format!("{to} already exists")));
     }
     let (real, _) = write_atomic(ws, guard, &to, &bytes)?;
-    Ok(json!({"from": from, "to": real, "bytes": bytes.len()}))
+    Ok(MoveOut { from, to: real })
 }
 
 /// `delete_path`.
-pub fn delete(ws: &Workspace, guard: &Guard, args: DeleteArgs) -> Result<Value, ToolError> {
+pub fn delete(ws: &Workspace, guard: &Guard, args: DeleteArgs) -> Result<PathOut, ToolError> {
     let rel = normalise(&args.path)?;
     if rel.is_empty() {
         return Err(ToolError::Invalid(
@@ -840,7 +882,7 @@ pub fn delete(ws: &Workspace, guard: &Guard, args: DeleteArgs) -> Result<Value, 
         rustix::fs::unlinkat(&dir, name.as_str(), AtFlags::empty()).map_err(|e| errno(&rel, e))?;
     }
     ws.forget(&real);
-    Ok(json!({"path": real}))
+    Ok(PathOut { path: real })
 }
 
 /// Removes `name` in `dir` and everything under it, by descriptors (never following a link).

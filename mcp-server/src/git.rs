@@ -8,10 +8,11 @@ use cordon_policy::input::{GitInput, GitOp};
 use cordon_sandbox::{Cancel, Command, Exit};
 use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::error::ToolError;
 use crate::guard::Guard;
+use crate::output::{CloneOut, Commit, GitOut, LogOut};
 use crate::paths::normalise;
 use crate::workspace::{Registry, Workspace};
 
@@ -279,7 +280,12 @@ fn from<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, ToolError> {
 }
 
 fn out(text: String) -> Value {
-    json!({ "output": text })
+    to_value(GitOut { output: text })
+}
+
+/// A result as structured content.
+fn to_value<T: serde::Serialize>(t: T) -> Value {
+    serde_json::to_value(t).unwrap_or(Value::Null)
 }
 
 /// Runs one git tool by name.
@@ -326,14 +332,19 @@ pub fn call(
             }
             paths_after_dashes(&mut v, &a.paths)?;
             let text = git(ws, &v, c)?;
-            let commits: Vec<Value> = text
+            let commits: Vec<Commit> = text
                 .lines()
                 .filter_map(|l| {
                     let mut f = l.splitn(4, '\t');
-                    Some(json!({"commit": f.next()?, "author": f.next()?, "date": f.next()?, "subject": f.next()?}))
+                    Some(Commit {
+                        commit: f.next()?.to_owned(),
+                        author: f.next()?.to_owned(),
+                        date: f.next()?.to_owned(),
+                        subject: f.next()?.to_owned(),
+                    })
                 })
                 .collect();
-            Ok(json!({"commits": commits}))
+            Ok(to_value(LogOut { commits }))
         }
         "git_show" => {
             let a: ShowArgs = from(args)?;
@@ -604,7 +615,10 @@ pub fn clone(registry: &Registry, args: Value, cancel: Cancel) -> Result<Value, 
     match ws {
         Ok(ws) => {
             registry.insert(ws);
-            Ok(json!({"workspace": a.name, "url": a.url}))
+            Ok(to_value(CloneOut {
+                workspace: a.name,
+                url: a.url,
+            }))
         }
         Err(e) => {
             let _ = std::fs::remove_dir_all(&dir);

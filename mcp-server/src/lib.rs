@@ -11,6 +11,7 @@ mod files;
 mod git;
 mod guard;
 pub mod http;
+pub mod output;
 mod paths;
 mod server;
 mod shell;

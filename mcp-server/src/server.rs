@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use crate::error::ToolError;
 use crate::guard::{Guard, audit_findings, decision_record, tool_event};
 use crate::workspace::{Registry, Workspace};
-use crate::{files, git, shell};
+use crate::{files, git, output, shell};
 
 /// How a tool behaves, for the annotations clients show and act on.
 #[derive(Debug, Clone, Copy)]
@@ -73,6 +73,7 @@ struct Def {
     name: &'static str,
     description: &'static str,
     schema: fn() -> Arc<JsonObject>,
+    output: fn() -> Arc<JsonObject>,
     hints: Hints,
 }
 
@@ -96,11 +97,12 @@ fn schema<T: schemars::JsonSchema + std::any::Any>() -> Arc<JsonObject> {
 }
 
 macro_rules! def {
-    ($name:literal, $ty:ty, $hints:expr, $desc:literal) => {
+    ($name:literal, $ty:ty, $out:ty, $hints:expr, $desc:literal) => {
         Def {
             name: $name,
             description: $desc,
             schema: schema::<$ty>,
+            output: rmcp::handler::server::common::schema_for_output::<$out>,
             hints: $hints,
         }
     };
@@ -110,181 +112,211 @@ const TOOLS: &[Def] = &[
     def!(
         "read_file",
         files::ReadArgs,
+        output::ReadOut,
         READ,
         "Read a text file, whole or by line range (1-based, inclusive), up to max_bytes; returns the content, the range returned and the file's total line count."
     ),
     def!(
         "read_many",
         files::ReadManyArgs,
+        output::ReadManyOut,
         READ,
         "Read several text files at once; each entry succeeds or fails on its own."
     ),
     def!(
         "write_file",
         files::WriteArgs,
+        output::WriteOut,
         SET,
         "Create or replace a file atomically (a reader never sees half of it); an existing file keeps its mode."
     ),
     def!(
         "edit_file",
         files::EditArgs,
+        output::EditOut,
         CHANGE,
         "Apply exact text replacements to a file and return the unified diff. Each old_text must occur expected_count times (default 1). Refused if the file changed since you last read it. dry_run shows the diff without writing."
     ),
     def!(
         "list_dir",
         files::ListArgs,
+        output::ListOut,
         READ,
         "List a directory to a depth, with types and sizes; files ignored by .gitignore and hidden files are left out unless all is set."
     ),
     def!(
         "tree",
         files::ListArgs,
+        output::TreeOut,
         READ,
         "Draw a directory as an indented tree (default depth 3), .gitignore aware."
     ),
     def!(
         "find",
         files::FindArgs,
+        output::FindOut,
         READ,
         "Find paths matching a glob (e.g. src/**/*.rs, or *.toml anywhere), .gitignore aware."
     ),
     def!(
         "grep",
         files::GrepArgs,
+        output::GrepOut,
         READ,
         "Search file contents with a regular expression; matches come back with path and line number, paged by offset and limit."
     ),
     def!(
         "file_info",
         files::PathArgs,
+        output::InfoOut,
         READ,
         "Type, size, mode, modification time and symlink target of a path."
     ),
     def!(
         "make_dir",
         files::PathArgs,
+        output::PathOut,
         SET,
         "Create a directory and any missing parents."
     ),
     def!(
         "move_path",
         files::MoveArgs,
+        output::MoveOut,
         CHANGE,
         "Move or rename a file or directory; the destination must not exist."
     ),
     def!(
         "copy_file",
         files::MoveArgs,
+        output::MoveOut,
         ADD,
         "Copy a regular file; the destination must not exist."
     ),
     def!(
         "delete_path",
         files::DeleteArgs,
+        output::PathOut,
         CHANGE,
         "Delete a file, an empty directory, or with recursive a whole directory."
     ),
     def!(
         "exec",
         shell::ExecArgs,
+        output::ExecOut,
         RUN,
         "Run a command in the workspace's sandbox (argv without a shell, or command with sh -c) and return its exit status and output. Progress is reported while it runs; cancelling the call kills the whole process tree. A command still running after wait_secs (default and at most 50) goes on in the background, and the result gives its id for process_read."
     ),
     def!(
         "process_start",
         shell::ExecArgs,
+        output::StartOut,
         RUN,
         "Start a command in the sandbox in the background and return its id at once; read its output with process_read."
     ),
     def!(
         "process_read",
         shell::ReadArgs,
+        output::ProcessReadOut,
         READ,
         "Read a background process's output from a byte offset, and whether it is still running (with its exit status once it ended)."
     ),
     def!(
         "process_kill",
         shell::IdArgs,
+        output::KillOut,
         SET,
         "Kill a background process and everything it started."
     ),
     def!(
         "process_list",
         git::NoArgs,
+        output::ProcessListOut,
         READ,
         "List the background processes of the workspace."
     ),
     def!(
         "git_status",
         git::NoArgs,
+        output::GitOut,
         READ,
         "The branch and the changed files (git status --short --branch)."
     ),
     def!(
         "git_diff",
         git::DiffArgs,
+        output::GitOut,
         READ,
         "Unstaged changes, staged changes (staged), or the working tree against a ref (against)."
     ),
     def!(
         "git_log",
         git::LogArgs,
+        output::LogOut,
         READ,
         "Recent commits: hash, author, date and subject."
     ),
     def!(
         "git_show",
         git::ShowArgs,
+        output::GitOut,
         READ,
         "A commit's message, stat and patch."
     ),
     def!(
         "git_branch",
         git::BranchArgs,
+        output::GitOut,
         ADD,
         "List branches, or create one (create, start_point)."
     ),
     def!(
         "git_checkout",
         git::CheckoutArgs,
+        output::GitOut,
         CHANGE,
         "Switch to a branch, or create and switch (create)."
     ),
-    def!("git_add", git::AddArgs, ADD, "Stage paths."),
+    def!("git_add", git::AddArgs, output::GitOut, ADD, "Stage paths."),
     def!(
         "git_commit",
         git::CommitArgs,
+        output::GitOut,
         ADD,
         "Commit the staged changes (hooks do not run); the git policy decides first."
     ),
     def!(
         "git_reset",
         git::ResetArgs,
+        output::GitOut,
         CHANGE,
         "Unstage paths, or move the branch (soft, mixed or hard)."
     ),
     def!(
         "git_stash",
         git::StashArgs,
+        output::GitOut,
         CHANGE,
         "Stash changes (push) or bring them back (pop, apply), list or drop."
     ),
     def!(
         "git_push",
         git::PushArgs,
+        output::GitOut,
         NETWORK,
         "Push a branch through the egress proxy, never forced; the git policy decides first (protected branches, protected files such as CI)."
     ),
     def!(
         "git_fetch",
         git::FetchArgs,
+        output::GitOut,
         NETWORK,
         "Fetch from a remote through the egress proxy."
     ),
     def!(
         "git_clone",
         git::CloneArgs,
+        output::CloneOut,
         NETWORK,
         "Clone an http(s) repository through the egress proxy into a new directory of the workspace."
     ),
@@ -319,13 +351,15 @@ impl CordonServer {
         TOOLS
             .iter()
             .map(|d| {
-                Tool::new(d.name, d.description, (d.schema)()).with_annotations(
-                    ToolAnnotations::new()
-                        .read_only(d.hints.read_only)
-                        .destructive(d.hints.destructive)
-                        .idempotent(d.hints.idempotent)
-                        .open_world(d.hints.open_world),
-                )
+                Tool::new(d.name, d.description, (d.schema)())
+                    .with_raw_output_schema((d.output)())
+                    .with_annotations(
+                        ToolAnnotations::new()
+                            .read_only(d.hints.read_only)
+                            .destructive(d.hints.destructive)
+                            .idempotent(d.hints.idempotent)
+                            .open_world(d.hints.open_world),
+                    )
             })
             .collect()
     }
@@ -517,7 +551,13 @@ fn dispatch(
     cancel: Cancel,
     progress: &tokio::sync::mpsc::UnboundedSender<u64>,
 ) -> Result<Ran, ToolError> {
-    let plain = |v: Result<Value, ToolError>| v.map(|v| (v, None));
+    fn plain<T: serde::Serialize>(r: Result<T, ToolError>) -> Result<Ran, ToolError> {
+        r.and_then(|t| {
+            serde_json::to_value(t)
+                .map(|v| (v, None))
+                .map_err(|e| ToolError::Io(format!("cannot encode the result: {e}")))
+        })
+    }
     match tool {
         "read_file" => plain(files::read(ws, guard, parse(args)?)),
         "read_many" => plain(files::read_many(ws, guard, parse(args)?)),
@@ -535,13 +575,14 @@ fn dispatch(
         "exec" => {
             let a: shell::ExecArgs = parse(args)?;
             let mut last = std::time::Instant::now();
-            shell::exec(ws, &a, cancel, &mut |bytes| {
+            let (out, outcome) = shell::exec(ws, &a, cancel, &mut |bytes| {
                 // At most a few notifications a second.
                 if last.elapsed().as_millis() >= 250 {
                     last = std::time::Instant::now();
                     let _ = progress.send(bytes);
                 }
-            })
+            })?;
+            plain(Ok(out)).map(|(v, _)| (v, outcome))
         }
         "process_start" => plain(shell::start(ws, &parse(args)?)),
         "process_read" => plain(shell::read(ws, &parse(args)?)),
@@ -550,7 +591,7 @@ fn dispatch(
             let _: git::NoArgs = parse(args)?;
             plain(shell::list(ws))
         }
-        t if t.starts_with("git_") => plain(git::call(ws, guard, t, args, cancel)),
+        t if t.starts_with("git_") => git::call(ws, guard, t, args, cancel).map(|v| (v, None)),
         other => Err(ToolError::NotFound(format!("no tool {other}"))),
     }
 }

@@ -9,9 +9,11 @@ use std::time::{Duration, Instant};
 use cordon_sandbox::{Cancel, Command, Exit, Outcome, Stream};
 use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use crate::error::ToolError;
+use crate::output::{
+    Ended, ExecOut, KillOut, ProcessInfo, ProcessListOut, ProcessReadOut, StartOut,
+};
 use crate::paths::normalise;
 use crate::workspace::Workspace;
 
@@ -104,15 +106,30 @@ impl Collected {
     }
 }
 
-fn exit_json(outcome: &Outcome) -> serde_json::Map<String, Value> {
-    let (code, signal) = match outcome.exit {
-        Exit::Code(c) => (json!(c), Value::Null),
-        Exit::Signal(s) => (Value::Null, json!(s)),
-    };
-    let mut m = serde_json::Map::new();
-    m.insert("exit_code".into(), code);
-    m.insert("signal".into(), signal);
-    m
+/// How a run ended, or why it could not run.
+fn ended(result: &Result<Outcome, String>) -> Ended {
+    match result {
+        Ok(o) => {
+            let (exit_code, signal) = match o.exit {
+                Exit::Code(c) => (Some(c), None),
+                Exit::Signal(s) => (None, Some(s)),
+            };
+            Ended {
+                exit_code,
+                signal,
+                timed_out: o.timed_out,
+                killed: o.cancelled,
+                error: None,
+            }
+        }
+        Err(e) => Ended {
+            exit_code: None,
+            signal: None,
+            timed_out: false,
+            killed: false,
+            error: Some(e.clone()),
+        },
+    }
 }
 
 /// How long `exec` waits at most before handing the command back as a background process.
@@ -126,7 +143,7 @@ pub fn exec(
     args: &ExecArgs,
     cancel: Cancel,
     progress: &mut dyn FnMut(u64),
-) -> Result<(Value, Option<Outcome>), ToolError> {
+) -> Result<(ExecOut, Option<Outcome>), ToolError> {
     let wait = args
         .wait_secs
         .map_or(MAX_WAIT, Duration::from_secs)
@@ -144,25 +161,26 @@ pub fn exec(
                 let Some(p) = table.remove(&id) else {
                     return Err(ToolError::Io("the process vanished".into()));
                 };
-                let mut v = match &p.outcome {
-                    Some(o) => exit_json(o),
-                    None => match p.finished {
-                        Some(Value::Object(m)) => m,
-                        _ => serde_json::Map::new(),
-                    },
+                let (truncated, duration_ms) = p.outcome.as_ref().map_or((false, 0), |o| {
+                    (
+                        o.truncated,
+                        u64::try_from(o.duration.as_millis()).unwrap_or(u64::MAX),
+                    )
+                });
+                let out = ExecOut {
+                    running: false,
+                    id: None,
+                    message: None,
+                    ended: p
+                        .finished
+                        .clone()
+                        .unwrap_or_else(|| ended(&Err("no result".into()))),
+                    stdout: p.stdout.shown(),
+                    stderr: p.stderr.shown(),
+                    truncated,
+                    duration_ms,
                 };
-                v.insert("stdout".into(), json!(p.stdout.shown()));
-                v.insert("stderr".into(), json!(p.stderr.shown()));
-                if let Some(o) = &p.outcome {
-                    v.insert("timed_out".into(), json!(o.timed_out));
-                    v.insert("cancelled".into(), json!(o.cancelled));
-                    v.insert("truncated".into(), json!(o.truncated));
-                    v.insert(
-                        "duration_ms".into(),
-                        json!(u64::try_from(o.duration.as_millis()).unwrap_or(u64::MAX)),
-                    );
-                }
-                return Ok((Value::Object(v), p.outcome));
+                return Ok((out, p.outcome));
             }
             let total = p.dropped + p.output.len() as u64;
             if total > reported {
@@ -172,14 +190,25 @@ pub fn exec(
         }
         if started.elapsed() >= wait {
             return Ok((
-                json!({
-                    "id": id,
-                    "running": true,
-                    "message": format!(
+                ExecOut {
+                    running: true,
+                    id: Some(id),
+                    message: Some(format!(
                         "still running after {} s; it goes on in the background: read its output with process_read (id {id}), stop it with process_kill",
                         wait.as_secs()
-                    ),
-                }),
+                    )),
+                    ended: Ended {
+                        exit_code: None,
+                        signal: None,
+                        timed_out: false,
+                        killed: false,
+                        error: None,
+                    },
+                    stdout: String::new(),
+                    stderr: String::new(),
+                    truncated: false,
+                    duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                },
                 None,
             ));
         }
@@ -199,7 +228,7 @@ struct Process {
     stdout: Collected,
     stderr: Collected,
     cancel: Cancel,
-    finished: Option<Value>,
+    finished: Option<Ended>,
     outcome: Option<Outcome>,
 }
 
@@ -237,7 +266,7 @@ fn lock<T>(m: &Mutex<T>) -> Result<std::sync::MutexGuard<'_, T>, ToolError> {
 }
 
 /// `process_start`: the command runs on its own thread; the call returns its id at once.
-pub fn start(ws: &Arc<Workspace>, args: &ExecArgs) -> Result<Value, ToolError> {
+pub fn start(ws: &Arc<Workspace>, args: &ExecArgs) -> Result<StartOut, ToolError> {
     let cmd = args.command()?;
     let argv: Vec<String> = cmd
         .argv
@@ -246,7 +275,7 @@ pub fn start(ws: &Arc<Workspace>, args: &ExecArgs) -> Result<Value, ToolError> {
         .collect();
     let cancel = Cancel::new().map_err(|e| ToolError::Io(e.to_string()))?;
     let id = spawn(ws, cmd, cancel)?;
-    Ok(json!({"id": id, "argv": argv}))
+    Ok(StartOut { id, argv })
 }
 
 /// Runs `cmd` on a thread of its own as a process in the workspace's table.
@@ -297,15 +326,9 @@ fn spawn(ws: &Arc<Workspace>, cmd: Command, cancel: Cancel) -> Result<u64, ToolE
                     }
                 }
             });
-            let (done, outcome) = match result {
-                Ok(o) => {
-                    let mut v = exit_json(&o);
-                    v.insert("timed_out".into(), json!(o.timed_out));
-                    v.insert("killed".into(), json!(o.cancelled));
-                    (Value::Object(v), Some(o))
-                }
-                Err(e) => (json!({"error": e.to_string()}), None),
-            };
+            let result = result.map_err(|e| e.to_string());
+            let done = ended(&result);
+            let outcome = result.ok();
             if let Ok(mut t) = table.lock()
                 && let Some(p) = t.get_mut(&id)
             {
@@ -318,7 +341,7 @@ fn spawn(ws: &Arc<Workspace>, cmd: Command, cancel: Cancel) -> Result<u64, ToolE
 }
 
 /// `process_read`.
-pub fn read(ws: &Workspace, args: &ReadArgs) -> Result<Value, ToolError> {
+pub fn read(ws: &Workspace, args: &ReadArgs) -> Result<ProcessReadOut, ToolError> {
     let table = lock(&ws.processes.table)?;
     let p = table
         .get(&args.id)
@@ -330,43 +353,44 @@ pub fn read(ws: &Workspace, args: &ReadArgs) -> Result<Value, ToolError> {
         .min(p.output.len());
     let end = start.saturating_add(max).min(p.output.len());
     let chunk = String::from_utf8_lossy(p.output.get(start..end).unwrap_or_default()).into_owned();
-    Ok(json!({
-        "id": args.id,
-        "output": chunk,
-        "offset": from,
-        "next_offset": p.dropped + end as u64,
-        "skipped": from - args.offset.min(from),
-        "running": p.finished.is_none(),
-        "result": p.finished,
-    }))
+    Ok(ProcessReadOut {
+        id: args.id,
+        output: chunk,
+        offset: from,
+        next_offset: p.dropped + end as u64,
+        skipped: from - args.offset.min(from),
+        running: p.finished.is_none(),
+        result: p.finished.clone(),
+    })
 }
 
 /// `process_kill`.
-pub fn kill(ws: &Workspace, args: &IdArgs) -> Result<Value, ToolError> {
+pub fn kill(ws: &Workspace, args: &IdArgs) -> Result<KillOut, ToolError> {
     let table = lock(&ws.processes.table)?;
     let p = table
         .get(&args.id)
         .ok_or_else(|| ToolError::NotFound(format!("no process {}", args.id)))?;
     p.cancel.cancel();
-    Ok(json!({"id": args.id, "was_running": p.finished.is_none()}))
+    Ok(KillOut {
+        id: args.id,
+        was_running: p.finished.is_none(),
+    })
 }
 
 /// `process_list`.
-pub fn list(ws: &Workspace) -> Result<Value, ToolError> {
+pub fn list(ws: &Workspace) -> Result<ProcessListOut, ToolError> {
     let table = lock(&ws.processes.table)?;
-    let items: Vec<Value> = table
+    let processes = table
         .iter()
-        .map(|(id, p)| {
-            json!({
-                "id": id,
-                "argv": p.argv,
-                "running": p.finished.is_none(),
-                "seconds": p.started.elapsed().as_secs(),
-                "output_bytes": p.dropped + p.output.len() as u64,
-            })
+        .map(|(id, p)| ProcessInfo {
+            id: *id,
+            argv: p.argv.clone(),
+            running: p.finished.is_none(),
+            seconds: p.started.elapsed().as_secs(),
+            output_bytes: p.dropped + p.output.len() as u64,
         })
         .collect();
-    Ok(json!({"processes": items}))
+    Ok(ProcessListOut { processes })
 }
 
 impl Drop for Processes {

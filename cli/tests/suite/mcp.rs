@@ -207,6 +207,14 @@ fn lists_every_tool_with_annotations() {
             .get("path")
             .is_some()
     );
+    // Structured results come with their schema, generated from the same types.
+    for t in &tools {
+        let schema = t.output_schema.as_ref().expect("an output schema");
+        // Clients (the TypeScript SDK, so the Inspector) refuse a root that is not an object.
+        assert_eq!(schema.get("type"), Some(&json!("object")), "{}", t.name);
+    }
+    let out = read.output_schema.as_ref().unwrap();
+    assert!(out.get("properties").unwrap().get("total_lines").is_some());
 }
 
 #[test]
