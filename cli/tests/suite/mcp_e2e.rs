@@ -151,6 +151,15 @@ fn clone_edit_test_commit_push_through_the_proxy() {
         "{}",
         branches(&bare)
     );
+    call("git_fetch", json!({}));
+    let b = call("git_branch", json!({}));
+    assert!(
+        b["output"]
+            .as_str()
+            .unwrap()
+            .contains("remotes/origin/agent/notes"),
+        "{b}"
+    );
 
     // A push to main.
     call("git_checkout", json!({"branch": "main"}));
