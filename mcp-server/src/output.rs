@@ -229,6 +229,19 @@ pub struct ProcessReadOut {
     pub result: Option<Ended>,
 }
 
+/// `process_write`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ProcessWriteOut {
+    /// The process id.
+    pub id: u64,
+    /// Bytes the process's input took.
+    pub bytes_written: u64,
+    /// Whether all of them fit (false: the program is not reading; write the rest later).
+    pub all_written: bool,
+    /// Whether the input is now closed.
+    pub closed: bool,
+}
+
 /// `process_kill`.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct KillOut {

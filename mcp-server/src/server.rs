@@ -222,6 +222,13 @@ const TOOLS: &[Def] = &[
         "Read a background process's output from a byte offset, and whether it is still running (with its exit status once it ended)."
     ),
     def!(
+        "process_write",
+        shell::WriteArgs,
+        output::ProcessWriteOut,
+        RUN,
+        "Write text to a background process's standard input (and close it with close), for programs that read input as they run."
+    ),
+    def!(
         "process_kill",
         shell::IdArgs,
         output::KillOut,
@@ -587,6 +594,7 @@ fn dispatch(
         "process_start" => plain(shell::start(ws, &parse(args)?)),
         "process_read" => plain(shell::read(ws, &parse(args)?)),
         "process_kill" => plain(shell::kill(ws, &parse(args)?)),
+        "process_write" => plain(shell::write(ws, &parse(args)?)),
         "process_list" => {
             let _: git::NoArgs = parse(args)?;
             plain(shell::list(ws))

@@ -6,13 +6,13 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cordon_sandbox::{Cancel, Command, Exit, Outcome, Stream};
+use cordon_sandbox::{Cancel, Command, Exit, Outcome, Stdin, Stream};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::error::ToolError;
 use crate::output::{
-    Ended, ExecOut, KillOut, ProcessInfo, ProcessListOut, ProcessReadOut, StartOut,
+    Ended, ExecOut, KillOut, ProcessInfo, ProcessListOut, ProcessReadOut, ProcessWriteOut, StartOut,
 };
 use crate::paths::normalise;
 use crate::workspace::Workspace;
@@ -148,7 +148,7 @@ pub fn exec(
         .wait_secs
         .map_or(MAX_WAIT, Duration::from_secs)
         .min(MAX_WAIT);
-    let id = spawn(ws, args.command()?, cancel)?;
+    let id = spawn(ws, args.command()?, cancel, None)?;
     let started = Instant::now();
     let mut reported = 0u64;
     loop {
@@ -228,6 +228,8 @@ struct Process {
     stdout: Collected,
     stderr: Collected,
     cancel: Cancel,
+    /// Its standard input, for `process_write` (none for `exec`: end-of-file).
+    stdin: Option<Stdin>,
     finished: Option<Ended>,
     outcome: Option<Outcome>,
 }
@@ -274,13 +276,21 @@ pub fn start(ws: &Arc<Workspace>, args: &ExecArgs) -> Result<StartOut, ToolError
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
     let cancel = Cancel::new().map_err(|e| ToolError::Io(e.to_string()))?;
-    let id = spawn(ws, cmd, cancel)?;
+    let id = spawn(ws, cmd, cancel, Some(Stdin::new()))?;
     Ok(StartOut { id, argv })
 }
 
 /// Runs `cmd` on a thread of its own as a process in the workspace's table.
-fn spawn(ws: &Arc<Workspace>, cmd: Command, cancel: Cancel) -> Result<u64, ToolError> {
-    let cmd = cmd.cancel(cancel.clone());
+fn spawn(
+    ws: &Arc<Workspace>,
+    cmd: Command,
+    cancel: Cancel,
+    stdin: Option<Stdin>,
+) -> Result<u64, ToolError> {
+    let mut cmd = cmd.cancel(cancel.clone());
+    if let Some(s) = &stdin {
+        cmd = cmd.stdin(s.clone());
+    }
     let id = {
         let mut next = lock(&ws.processes.next)?;
         *next += 1;
@@ -301,6 +311,7 @@ fn spawn(ws: &Arc<Workspace>, cmd: Command, cancel: Cancel) -> Result<u64, ToolE
             stdout: Collected::default(),
             stderr: Collected::default(),
             cancel,
+            stdin,
             finished: None,
             outcome: None,
         },
@@ -361,6 +372,55 @@ pub fn read(ws: &Workspace, args: &ReadArgs) -> Result<ProcessReadOut, ToolError
         skipped: from - args.offset.min(from),
         running: p.finished.is_none(),
         result: p.finished.clone(),
+    })
+}
+
+/// Writes to a background process's standard input.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WriteArgs {
+    /// The id `process_start` returned.
+    pub id: u64,
+    /// Text to write (include the newline a line-reading program waits for).
+    #[serde(default)]
+    pub data: String,
+    /// Close the input afterwards: the program reads end-of-file.
+    #[serde(default)]
+    pub close: bool,
+}
+
+/// `process_write`.
+pub fn write(ws: &Workspace, args: &WriteArgs) -> Result<ProcessWriteOut, ToolError> {
+    let stdin = {
+        let table = lock(&ws.processes.table)?;
+        let p = table
+            .get(&args.id)
+            .ok_or_else(|| ToolError::NotFound(format!("no process {}", args.id)))?;
+        if p.finished.is_some() {
+            return Err(ToolError::Invalid(format!(
+                "process {} has ended; its input is closed",
+                args.id
+            )));
+        }
+        p.stdin
+            .clone()
+            .ok_or_else(|| ToolError::Invalid(format!("process {} takes no input", args.id)))?
+    };
+    let written = if args.data.is_empty() {
+        0
+    } else {
+        stdin
+            .write(args.data.as_bytes())
+            .map_err(|e| ToolError::Invalid(format!("process {}: {e}", args.id)))?
+    };
+    if args.close {
+        stdin.close();
+    }
+    Ok(ProcessWriteOut {
+        id: args.id,
+        bytes_written: written as u64,
+        all_written: written == args.data.len(),
+        closed: args.close,
     })
 }
 

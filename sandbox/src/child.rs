@@ -653,7 +653,44 @@ pub(crate) fn child_main(plan: &ChildPlan, fds: &ChildFds) -> ! {
         }
     }
 
-    // Every inherited descriptor but stdio closes at exec; the error pipe stays usable until then.
+    // Every inherited descriptor this process does not use is closed now: it stays alive as
+    // the namespace's init and never execs, and a copy of another run's pipe held here would
+    // keep that pipe from reaching end-of-file (a command's stdin, another run's output).
+    let mut keep = [
+        fds.sync,
+        fds.error,
+        fds.pass,
+        fds.command,
+        fds.stdin,
+        fds.stdout,
+        fds.stderr,
+        fds.status,
+    ];
+    keep.sort_unstable();
+    let mut next: RawFd = 3;
+    for k in keep {
+        if k < next {
+            continue;
+        }
+        if k > next {
+            // SAFETY: integer arguments; closes only descriptors no one in this process uses.
+            check_long(
+                unsafe { libc::syscall(libc::SYS_close_range, next as u32, (k - 1) as u32, 0u32) },
+                fds,
+                Stage::Fds,
+                0,
+            );
+        }
+        next = k + 1;
+    }
+    // SAFETY: integer arguments.
+    check_long(
+        unsafe { libc::syscall(libc::SYS_close_range, next as u32, u32::MAX, 0u32) },
+        fds,
+        Stage::Fds,
+        0,
+    );
+    // The rest (the ones above) close at exec; the error pipe stays usable until then.
     // SAFETY: integer arguments.
     check_long(
         unsafe {

@@ -154,6 +154,8 @@ pub struct Command {
     pub actor: Option<String>,
     /// Stops the run from another thread.
     pub cancel: Option<crate::Cancel>,
+    /// Feeds the command's stdin from another thread; without it stdin is at end-of-file.
+    pub stdin: Option<crate::Stdin>,
 }
 
 impl Command {
@@ -170,6 +172,7 @@ impl Command {
             timeout: None,
             actor: None,
             cancel: None,
+            stdin: None,
         }
     }
 
@@ -188,6 +191,12 @@ impl Command {
     /// Lets `cancel` stop this run.
     pub fn cancel(mut self, cancel: crate::Cancel) -> Self {
         self.cancel = Some(cancel);
+        self
+    }
+
+    /// Lets `stdin` feed this run's standard input.
+    pub fn stdin(mut self, stdin: crate::Stdin) -> Self {
+        self.stdin = Some(stdin);
         self
     }
 

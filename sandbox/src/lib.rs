@@ -42,6 +42,7 @@ mod protect;
 mod sandbox;
 mod seccomp;
 mod stage;
+mod stdin;
 
 pub use audit::{MAX_ARGV_CHARS, event as audit_event};
 pub use cancel::Cancel;
@@ -56,3 +57,4 @@ pub use prepare::NAMESPACES;
 pub use probe::{Feature, probe};
 pub use protect::{MAX_SCAN_ENTRIES, Protected};
 pub use sandbox::{Sandbox, Stream};
+pub use stdin::Stdin;

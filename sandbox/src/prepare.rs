@@ -49,6 +49,8 @@ pub(crate) struct Inner {
 pub(crate) struct Prepared {
     pub child: Child,
     pub cmd_w: Option<OwnedFd>,
+    /// The writing end of the command's stdin (closed at once unless the caller asked for it).
+    pub stdin_w: Option<OwnedFd>,
     pub err_r: OwnedFd,
     pub out_r: Option<OwnedFd>,
     pub err_out_r: Option<OwnedFd>,
@@ -123,6 +125,7 @@ impl Inner {
             pass_parent,
             pass_child,
             stdin,
+            stdin_w,
             out_r,
             out_w,
             err_out_r,
@@ -138,6 +141,7 @@ impl Inner {
         let mut prepared = Prepared {
             child,
             cmd_w: Some(cmd_w),
+            stdin_w: Some(stdin_w),
             err_r,
             out_r: Some(out_r),
             err_out_r: Some(err_out_r),
@@ -291,7 +295,9 @@ pub(crate) struct Pipes {
     err_w: OwnedFd,
     pass_parent: OwnedFd,
     pass_child: OwnedFd,
+    /// The command's stdin: a pipe whose writing end stays with the parent.
     stdin: OwnedFd,
+    stdin_w: OwnedFd,
     out_r: OwnedFd,
     out_w: OwnedFd,
     err_out_r: OwnedFd,
@@ -342,9 +348,7 @@ impl Pipes {
         // SAFETY: socketpair succeeded; the descriptors are ours.
         let (pass_parent, pass_child) =
             unsafe { (OwnedFd::from_raw_fd(pair[0]), OwnedFd::from_raw_fd(pair[1])) };
-        let stdin = std::fs::File::open("/dev/null")
-            .map_err(|e| SandboxError::host("opening /dev/null", e))?
-            .into();
+        let (stdin, stdin_w) = pipe()?;
         Ok(Pipes {
             sync_r,
             sync_w,
@@ -353,6 +357,7 @@ impl Pipes {
             pass_parent,
             pass_child,
             stdin,
+            stdin_w,
             out_r,
             out_w,
             err_out_r,

@@ -379,6 +379,11 @@ impl Sandbox {
         if let Some(failure) = prepare::read_failure(&prepared.err_r) {
             return Err(prepare::describe(failure, &[], &[], Some(program)));
         }
+        // The command's stdin: the caller's slot, or closed (end-of-file) at once.
+        match (&cmd.stdin, prepared.stdin_w.take()) {
+            (Some(slot), Some(w)) => slot.open(w),
+            (_, w) => drop(w),
+        }
 
         let limits = &inner.config.limits;
         let timeout = cmd.timeout.unwrap_or(limits.timeout);
@@ -397,6 +402,9 @@ impl Sandbox {
             cmd.cancel.as_ref(),
             sink,
         );
+        if let Some(slot) = &cmd.stdin {
+            slot.finish();
+        }
         let (_, rusage) = prepared.child.reap();
         prepared.reaped = true;
         let exit = prepare::command_status(&prepared.status_r);

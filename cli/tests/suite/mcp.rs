@@ -174,6 +174,7 @@ fn lists_every_tool_with_annotations() {
         "exec",
         "process_start",
         "process_read",
+        "process_write",
         "process_kill",
         "process_list",
         "git_status",
@@ -619,4 +620,32 @@ fn exec_outliving_its_wait_goes_on_as_a_process() {
         assert!(std::time::Instant::now() < deadline, "{r}");
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+#[test]
+fn a_background_process_reads_what_the_agent_writes() {
+    let s = Session::start();
+    let r = s.ok(
+        "process_start",
+        json!({"command": "read name; echo \"hello $name\"; cat; echo bye"}),
+    );
+    let id = r["id"].as_u64().unwrap();
+    let w = s.ok("process_write", json!({"id": id, "data": "agent\n"}));
+    assert_eq!(w["all_written"], true);
+    s.ok(
+        "process_write",
+        json!({"id": id, "data": "more\n", "close": true}),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = s.ok("process_read", json!({"id": id}));
+        if r["running"] == false {
+            assert_eq!(r["output"], "hello agent\nmore\nbye\n");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{r}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let msg = s.err("process_write", json!({"id": id, "data": "late"}));
+    assert!(msg.contains("closed"), "{msg}");
 }

@@ -18,3 +18,39 @@ fn runs_a_shell_in_the_workspace() {
         "made\n"
     );
 }
+
+#[test]
+fn stdin_is_end_of_file_unless_fed_and_feeds_a_running_command() {
+    let ws = Ws::new();
+    let sb = ws.sandbox();
+    // Without a feeder, stdin reads end-of-file at once.
+    let r = sh(&sb, "cat; echo eof");
+    r.ok();
+    assert_eq!(r.stdout, "eof\n");
+    // With one, a thread types into the running command, then closes its input.
+    let stdin = cordon_sandbox::Stdin::new();
+    let feeder = {
+        let stdin = stdin.clone();
+        std::thread::spawn(move || {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while stdin.write(b"typed line\n").is_err() {
+                assert!(std::time::Instant::now() < deadline, "stdin never opened");
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            stdin.close();
+        })
+    };
+    let cmd = cordon_sandbox::Command::new([
+        "/bin/sh",
+        "-c",
+        "read line; echo \"got: $line\"; cat; echo done",
+    ])
+    .stdin(stdin.clone());
+    let r = run_cmd(&sb, &cmd);
+    feeder.join().unwrap();
+    r.ok();
+    assert_eq!(r.stdout, "got: typed line\ndone\n");
+    // After the run the slot is closed.
+    assert!(stdin.write(b"late").is_err());
+}
