@@ -389,16 +389,14 @@ impl CordonServer {
             None => None,
             Some(Value::String(s)) => Some(s),
             Some(_) => {
-                return Ok(error_result(&ToolError::Invalid(
-                    "workspace must be a string".into(),
-                )));
+                return Ok(error_result("workspace must be a string"));
             }
         };
         let args = Value::Object(args);
         let redacted = self.guard.redact_value(&args);
         let ws = match self.registry.get(ws_name.as_deref()) {
             Ok(ws) => ws,
-            Err(e) => return Ok(error_result(&e)),
+            Err(e) => return Ok(error_result(&e.to_string())),
         };
         let decision = self.guard.tool(&ws.name, &name, &redacted);
         let event = tool_event(&name)
@@ -491,24 +489,33 @@ impl CordonServer {
         let event = event
             .duration_ms(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX))
             .findings(audit_findings(&findings));
-        let event = match &result {
-            Err(e) => event.detail("error", json!(e.to_string())),
-            Ok(_) => event,
+        // An error's text can quote what a program printed (git's stderr): it is redacted like
+        // any result before the model or the log sees it.
+        let message = result.as_ref().err().map(|e| {
+            match self.guard.redact_value(&Value::String(e.to_string())) {
+                Value::String(m) => m,
+                _ => String::new(),
+            }
+        });
+        let event = match &message {
+            Some(m) => event.detail("error", json!(m)),
+            None => event,
         };
         if let Err(e) = self.guard.record(event) {
             tracing::error!(error = %e, "cannot write a tool call's audit record");
-            return Ok(error_result(&e));
+            return Ok(error_result(&e.to_string()));
         }
-        Ok(match result {
-            Ok(value) => CallToolResult::structured(value),
-            Err(e) => error_result(&e),
+        Ok(match (result, message) {
+            (Ok(value), _) => CallToolResult::structured(value),
+            (Err(_), Some(m)) => error_result(&m),
+            (Err(e), None) => error_result(&e.to_string()),
         })
     }
 }
 
 /// A tool error the model reads.
-fn error_result(e: &ToolError) -> CallToolResult {
-    CallToolResult::error(vec![ContentBlock::text(e.to_string())])
+fn error_result(message: &str) -> CallToolResult {
+    CallToolResult::error(vec![ContentBlock::text(message)])
 }
 
 /// Every string in `value`, one per line: what the scanner reads (raw, not JSON-escaped, so a

@@ -422,6 +422,10 @@ fn redacts_a_secret_read_from_dot_env() {
     // The exec output is screened too.
     let r = s.call("exec", json!({"argv": ["cat", ".env"]}));
     assert!(!format!("{} {:?}", text(&r), r.structured_content).contains(key));
+    // Error messages quote arguments and program output: redacted as well.
+    let msg = s.err("read_file", json!({"path": format!("nope/{key}.txt")}));
+    assert!(!msg.contains(key), "{msg}");
+    assert!(msg.contains("does not exist"), "{msg}");
     // And the log holds a fingerprint, never the secret.
     let log = std::fs::read_to_string(s.env.log()).unwrap();
     assert!(!log.contains(key));
