@@ -83,17 +83,20 @@ fn start_with(env: Env, extra: &[&str]) -> Server {
     }
 }
 
-/// A raw POST of an initialize request with `headers`; returns the status code.
+/// A raw POST of an initialize request with `headers`; returns the status code (0: no HTTP
+/// answer, e.g. a TLS port that dropped the connection, even mid-write).
 fn post(port: u16, headers: &str) -> u16 {
     let body = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(
+    let sent = write!(
         s,
         "POST /mcp HTTP/1.1\r\n{headers}Content-Type: application/json\r\n\
          Accept: application/json, text/event-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
-    )
-    .unwrap();
+    );
+    if sent.is_err() {
+        return 0;
+    }
     let mut out = String::new();
     let _ = s.read_to_string(&mut out);
     out.split(' ')
