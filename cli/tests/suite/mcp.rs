@@ -120,6 +120,22 @@ impl Session {
         r.structured_content.clone().expect("structured content")
     }
 
+    /// Calls `tool` until `done` holds for its result (at most 20 s); returns that result.
+    pub fn poll(&self, tool: &str, args: Value, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let r = self.ok(tool, args.clone());
+            if done(&r) {
+                return r;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{tool} never got there: {r}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     pub fn err(&self, tool: &str, args: Value) -> String {
         let r = self.call(tool, args);
         assert_eq!(r.is_error, Some(true), "{tool} should fail: {}", text(&r));
@@ -510,30 +526,18 @@ fn background_processes_start_read_and_die() {
         json!({"command": "echo started; sleep 60"}),
     );
     let id = r["id"].as_u64().unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let r = s.ok("process_read", json!({"id": id}));
-        if r["output"] == "started\n" {
-            assert_eq!(r["running"], true);
-            assert_eq!(r["next_offset"], 8);
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "no output: {r}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let r = s.poll("process_read", json!({"id": id}), |r| {
+        r["output"] == "started\n"
+    });
+    assert_eq!(r["running"], true);
+    assert_eq!(r["next_offset"], 8);
     let l = s.ok("process_list", json!({}));
     assert_eq!(l["processes"][0]["id"], id);
     s.ok("process_kill", json!({"id": id}));
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let r = s.ok("process_read", json!({"id": id, "offset": 8}));
-        if r["running"] == false {
-            assert_eq!(r["result"]["killed"], true);
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let r = s.poll("process_read", json!({"id": id, "offset": 8}), |r| {
+        r["running"] == false
+    });
+    assert_eq!(r["result"]["killed"], true);
     s.err("process_read", json!({"id": 999}));
 }
 
@@ -613,17 +617,9 @@ fn exec_outliving_its_wait_goes_on_as_a_process() {
     );
     assert_eq!(r["running"], true, "{r}");
     let id = r["id"].as_u64().unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let r = s.ok("process_read", json!({"id": id}));
-        if r["running"] == false {
-            assert_eq!(r["output"], "done late\n");
-            assert_eq!(r["result"]["exit_code"], 0);
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "{r}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let r = s.poll("process_read", json!({"id": id}), |r| r["running"] == false);
+    assert_eq!(r["output"], "done late\n");
+    assert_eq!(r["result"]["exit_code"], 0);
 }
 
 #[test]
@@ -640,16 +636,8 @@ fn a_background_process_reads_what_the_agent_writes() {
         "process_write",
         json!({"id": id, "data": "more\n", "close": true}),
     );
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let r = s.ok("process_read", json!({"id": id}));
-        if r["running"] == false {
-            assert_eq!(r["output"], "hello agent\nmore\nbye\n");
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "{r}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let r = s.poll("process_read", json!({"id": id}), |r| r["running"] == false);
+    assert_eq!(r["output"], "hello agent\nmore\nbye\n");
     let msg = s.err("process_write", json!({"id": id, "data": "late"}));
     assert!(msg.contains("closed"), "{msg}");
 }

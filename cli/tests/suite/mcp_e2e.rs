@@ -3,89 +3,26 @@
 //! that changes CI and a push to main are refused; the session's audit log verifies.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
+use cordon_testkit::GitServer;
 use serde_json::json;
 
 use super::Env;
 use super::mcp::{Session, git};
 
-/// `git http-backend` behind Python's CGI server on 127.0.0.1, serving one bare repository.
-struct GitServer {
-    port: u16,
-    child: Child,
-    root: tempfile::TempDir,
-}
-
-impl Drop for GitServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-const CGI: &str = r#"
-import http.server, os, sys
-os.chdir(sys.argv[1])
-os.environ["GIT_PROJECT_ROOT"] = sys.argv[1]
-os.environ["GIT_HTTP_EXPORT_ALL"] = "1"
-# As root, the CGI handler would switch to nobody, who cannot write the repository.
-http.server.nobody_uid = os.getuid
-class H(http.server.CGIHTTPRequestHandler):
-    cgi_directories = ["/cgi-bin"]
-    def log_message(self, *a): pass
-s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-print(s.server_address[1], flush=True)
-s.serve_forever()
-"#;
-
 /// A bare repository with a small project (a script and its test, and a CI file) on main.
 fn git_server() -> GitServer {
-    let root = tempfile::tempdir().unwrap();
-    let seed = root.path().join("seed");
-    std::fs::create_dir_all(seed.join(".github/workflows")).unwrap();
-    std::fs::write(seed.join("add.sh"), "echo $(($1 + $2))\n").unwrap();
-    std::fs::write(
-        seed.join("test.sh"),
-        "set -e\n[ \"$(sh add.sh 2 3)\" = 5 ] || { echo 'add is wrong'; exit 1; }\necho tests passed\n",
-    )
-    .unwrap();
-    std::fs::write(seed.join(".github/workflows/ci.yml"), "on: push\n").unwrap();
-    git(&seed, &["init", "-q", "-b", "main"]);
-    git(&seed, &["add", "."]);
-    git(&seed, &["commit", "-qm", "seed"]);
-    let bare = root.path().join("repo.git");
-    git(
-        root.path(),
-        &[
-            "clone",
-            "-q",
-            "--bare",
-            seed.to_str().unwrap(),
-            bare.to_str().unwrap(),
-        ],
-    );
-    git(&bare, &["config", "http.receivepack", "true"]);
-    let cgi = root.path().join("cgi-bin");
-    std::fs::create_dir(&cgi).unwrap();
-    std::os::unix::fs::symlink("/usr/lib/git-core/git-http-backend", cgi.join("git")).unwrap();
-    let mut child = Command::new("python3")
-        .args(["-c", CGI, root.path().to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
+    GitServer::seeded(|seed| {
+        std::fs::create_dir_all(seed.join(".github/workflows")).unwrap();
+        std::fs::write(seed.join("add.sh"), "echo $(($1 + $2))\n").unwrap();
+        std::fs::write(
+            seed.join("test.sh"),
+            "set -e\n[ \"$(sh add.sh 2 3)\" = 5 ] || { echo 'add is wrong'; exit 1; }\necho tests passed\n",
+        )
         .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    GitServer {
-        port: line.trim().parse().unwrap(),
-        child,
-        root,
-    }
+        std::fs::write(seed.join(".github/workflows/ci.yml"), "on: push\n").unwrap();
+    })
 }
 
 fn branches(bare: &Path) -> String {
@@ -100,7 +37,7 @@ fn branches(bare: &Path) -> String {
 #[test]
 fn clone_edit_test_commit_push_through_the_proxy() {
     let srv = git_server();
-    let bare = srv.root.path().join("repo.git");
+    let bare = srv.bare();
     let config = "[network]\nallow = [\"git.test\"]\nallow_addresses = [\"127.0.0.0/8\"]\n\n\
                   [proxy]\nhosts = { \"git.test\" = [\"127.0.0.1\"] }\n";
     let s = Session::with(Env::new(), config, true);

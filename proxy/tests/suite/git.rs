@@ -1,90 +1,12 @@
 //! git over smart HTTP through the proxy: `git http-backend` behind Python's CGI server on
 //! loopback, real `git clone` and `git push`.
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use cordon_testkit::{GitServer, git};
 
 use super::harness::*;
 
-struct GitServer {
-    port: u16,
-    child: Child,
-    root: tempfile::TempDir,
-}
-
-impl Drop for GitServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn git(dir: &Path, args: &[&str]) -> std::process::Output {
-    Command::new("git")
-        .args([
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@example.invalid",
-            "-c",
-            "init.defaultBranch=main",
-        ])
-        .args(args)
-        .current_dir(dir)
-        .env_remove("http_proxy")
-        .env_remove("HTTP_PROXY")
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .output()
-        .unwrap()
-}
-
 fn server() -> GitServer {
-    let root = tempfile::tempdir().unwrap();
-    let repo = root.path().join("repo.git");
-    let out = git(
-        root.path(),
-        &["init", "--bare", "-q", repo.to_str().unwrap()],
-    );
-    assert!(out.status.success());
-    assert!(
-        git(&repo, &["config", "http.receivepack", "true"])
-            .status
-            .success()
-    );
-    let cgi = root.path().join("cgi-bin");
-    std::fs::create_dir(&cgi).unwrap();
-    std::os::unix::fs::symlink("/usr/lib/git-core/git-http-backend", cgi.join("git")).unwrap();
-    let script = r#"
-import http.server, os, sys
-os.chdir(sys.argv[1])
-os.environ["GIT_PROJECT_ROOT"] = sys.argv[1]
-os.environ["GIT_HTTP_EXPORT_ALL"] = "1"
-# As root, the CGI handler would switch to nobody, who cannot write the repository.
-http.server.nobody_uid = os.getuid
-class H(http.server.CGIHTTPRequestHandler):
-    cgi_directories = ["/cgi-bin"]
-    def log_message(self, *a): pass
-s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-print(s.server_address[1], flush=True)
-s.serve_forever()
-"#;
-    let mut child = Command::new("python3")
-        .args(["-c", script, root.path().to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    GitServer {
-        port: line.trim().parse().unwrap(),
-        child,
-        root,
-    }
+    GitServer::empty()
 }
 
 #[test]
