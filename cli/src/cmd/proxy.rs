@@ -77,6 +77,55 @@ fn bind_unix(path: &Path) -> Result<std::os::unix::net::UnixListener> {
     Ok(listener)
 }
 
+/// What a standalone proxy tells the sandboxes that use it: the placeholder of each swapped
+/// credential, and the interception CA to trust. Beside the socket, owner-only: a placeholder
+/// makes the proxy swap in the real credential (on that credential's hosts).
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct Published {
+    /// (name, placeholder) of each `[[proxy.tokens]]`.
+    pub placeholders: Vec<(String, String)>,
+    /// The interception CA certificate, when interception is on.
+    pub ca_cert: Option<PathBuf>,
+}
+
+/// The file beside `socket` that holds what the proxy publishes.
+pub fn published_path(socket: &Path) -> PathBuf {
+    let mut name = socket.as_os_str().to_owned();
+    name.push(".json");
+    PathBuf::from(name)
+}
+
+fn publish(socket: &Path, proxy: &cordon_proxy::Proxy) -> Result<PathBuf> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = published_path(socket);
+    let _ = std::fs::remove_file(&path);
+    let published = Published {
+        placeholders: proxy.placeholders(),
+        ca_cert: proxy.ca_cert(),
+    };
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    f.write_all(serde_json::to_string(&published)?.as_bytes())?;
+    Ok(path)
+}
+
+/// What the proxy on `socket` published, if it is a standalone `cordon proxy`.
+pub fn published(socket: &Path) -> Result<Option<Published>> {
+    let path = published_path(socket);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => serde_json::from_str(&text)
+            .map(Some)
+            .with_context(|| format!("{} is not what cordon proxy writes", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -103,6 +152,7 @@ impl ProxyArgs {
         }
         let proxy = build(&config, audit, None, listen)?;
         let unix = bind_unix(&socket)?;
+        let sidecar = publish(&socket, &proxy)?;
         let rt = runtime()?;
         rt.block_on(async move {
             let unix = tokio::net::UnixListener::from_std(unix)?;
@@ -154,6 +204,7 @@ impl ProxyArgs {
                 _ = shutdown() => output::info("cordon proxy: stopping"),
             }
             let _ = std::fs::remove_file(&socket);
+            let _ = std::fs::remove_file(&sidecar);
             Ok::<_, anyhow::Error>(ExitCode::SUCCESS)
         })
     }

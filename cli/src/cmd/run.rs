@@ -160,7 +160,15 @@ impl RunArgs {
         let mut embedded = None;
         if self.no_network {
             sandbox_config.proxy_socket = None;
-        } else if sandbox_config.proxy_socket.is_none() {
+        } else if let Some(socket) = sandbox_config.proxy_socket.clone() {
+            // A standalone `cordon proxy`: its placeholders and CA, as it published them.
+            if let Some(p) = super::proxy::published(&socket)? {
+                if sandbox_config.ca_file.is_none() {
+                    sandbox_config.ca_file = p.ca_cert;
+                }
+                sandbox_config.env.extend(p.placeholders);
+            }
+        } else {
             let proxy = super::proxy::Embedded::start(
                 config,
                 std::sync::Arc::clone(log),

@@ -321,12 +321,10 @@ fn proxy_serves_until_stopped() {
     .fails(2, "only loopback addresses");
 }
 
-#[test]
-fn run_keeps_a_swapped_token_out_of_the_sandbox() {
+/// An origin on 127.0.0.1 that answers `auth-ok` when it received the real deploy token and
+/// `auth-bad` otherwise; returns its port.
+fn token_origin() -> u16 {
     use std::io::{Read, Write};
-    let env = Env::new();
-    let ws = workspace(&env);
-    // An origin that says whether it received the real token.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {
@@ -353,16 +351,27 @@ fn run_keeps_a_swapped_token_out_of_the_sandbox() {
             );
         }
     });
-    env.write(
-        "cordon.toml",
-        "[network]\nallow = [\"tok.test\"]\nallow_addresses = [\"127.0.0.0/8\"]\n\n\
-         [proxy]\nhosts = { \"tok.test\" = [\"127.0.0.1\"] }\n\n\
-         [[proxy.tokens]]\nname = \"DEPLOY_TOKEN\"\nhosts = [\"tok.test\"]\n",
-    );
-    let script = format!(
+    port
+}
+
+const TOKEN_CONFIG: &str = "[network]\nallow = [\"tok.test\"]\nallow_addresses = [\"127.0.0.0/8\"]\n\n\
+     [proxy]\nhosts = { \"tok.test\" = [\"127.0.0.1\"] }\n\n\
+     [[proxy.tokens]]\nname = \"DEPLOY_TOKEN\"\nhosts = [\"tok.test\"]\n";
+
+fn token_script(port: u16) -> String {
+    format!(
         "case \"$DEPLOY_TOKEN\" in cordon-placeholder-*) echo placeholder;; *) echo LEAKED;; esac; \
          curl -s -m 5 -H \"Authorization: Bearer $DEPLOY_TOKEN\" http://tok.test:{port}/"
-    );
+    )
+}
+
+#[test]
+fn run_keeps_a_swapped_token_out_of_the_sandbox() {
+    let env = Env::new();
+    let ws = workspace(&env);
+    let port = token_origin();
+    env.write("cordon.toml", TOKEN_CONFIG);
+    let script = token_script(port);
     let mut cmd = env.command(&[
         "--config",
         "cordon.toml",
@@ -396,4 +405,62 @@ fn run_keeps_a_swapped_token_out_of_the_sandbox() {
         "true",
     ]);
     r.fails(125, "the host variable DEPLOY_TOKEN is not set");
+}
+
+#[test]
+fn a_standalone_proxy_publishes_its_placeholders_to_sandboxes() {
+    let env = Env::new();
+    let ws = workspace(&env);
+    let port = token_origin();
+    env.write("cordon.toml", TOKEN_CONFIG);
+    let socket = env.path("run/proxy.sock");
+    let mut proxy = env.command(&[
+        "--config",
+        "cordon.toml",
+        "proxy",
+        "--socket",
+        socket.to_str().unwrap(),
+    ]);
+    proxy.env("DEPLOY_TOKEN", "real-deploy-token-value");
+    let mut child = proxy.stderr(std::process::Stdio::null()).spawn().unwrap();
+    let sidecar = env.path("run/proxy.sock.json");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !(socket.exists() && sidecar.exists()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the proxy never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&sidecar).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(
+        !std::fs::read_to_string(&sidecar)
+            .unwrap()
+            .contains("real-deploy-token-value")
+    );
+    // A sandbox started elsewhere, with no access to the real token, through that proxy.
+    let r = env.run(&[
+        "--config",
+        "cordon.toml",
+        "run",
+        "--workspace",
+        &ws,
+        "--proxy-socket",
+        socket.to_str().unwrap(),
+        "--",
+        "sh",
+        "-c",
+        &token_script(port),
+    ]);
+    assert_eq!(r.stdout(), "placeholder\nauth-ok", "{}", r.stderr());
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    child.wait().unwrap();
+    assert!(!sidecar.exists(), "the published file outlived the proxy");
 }
