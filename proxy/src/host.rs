@@ -96,6 +96,11 @@ pub fn normalise_host(raw: &str) -> Option<(String, Option<IpAddr>)> {
     if ascii.is_empty() || ascii.len() > 253 {
         return None;
     }
+    // Mapping can reveal an address: characters UTS 46 ignores (U+034F, soft hyphens) around
+    // `0x7f.1`, or full-width digits. What it maps to is what a resolver would see.
+    if let Some(v4) = loose_ipv4(&ascii) {
+        return Some((v4.to_string(), Some(IpAddr::V4(v4))));
+    }
     // A name whose last label is all digits would be read as an address by some resolvers.
     if ascii
         .rsplit('.')
@@ -194,6 +199,22 @@ mod tests {
             parse_authority("2852039166:80", None).unwrap().host,
             "169.254.169.254"
         );
+    }
+
+    #[test]
+    fn an_address_hidden_by_idn_mapping_is_the_address() {
+        // Found by the `authority` fuzz target: U+034F, which UTS 46 removes, before a hex
+        // IPv4 spelling; the name "0x15575" it maps to is what a resolver reads as 0.1.85.117.
+        let d = parse_authority("\u{34f}0x15575:80", None).unwrap();
+        assert_eq!(d.host, "0.1.85.117");
+        assert_eq!(d.ip, Some("0.1.85.117".parse().unwrap()));
+        let d = parse_authority("\u{ad}0x7f.1:80", None).unwrap();
+        assert_eq!(d.ip, Some("127.0.0.1".parse().unwrap()));
+        // Full-width digits map to ASCII ones.
+        let d = parse_authority("\u{ff11}\u{ff12}\u{ff17}.0.0.1:80", None).unwrap();
+        assert_eq!(d.ip, Some("127.0.0.1".parse().unwrap()));
+        // And what was accepted parses to itself.
+        assert_eq!(parse_authority(&d.authority(), None).unwrap(), d);
     }
 
     #[test]
