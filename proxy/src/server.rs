@@ -453,7 +453,6 @@ async fn connect(shared: &Arc<Shared>, req: Request<Incoming>, started: Instant)
         .unwrap_or_default();
     let shared = Arc::clone(shared);
     tokio::spawn(async move {
-        let _permit = permit;
         shared.metrics.tunnels.inc();
         let (up, down, outcome) = match hyper::upgrade::on(req).await {
             Ok(upgraded) => {
@@ -468,6 +467,8 @@ async fn connect(shared: &Arc<Shared>, req: Request<Incoming>, started: Instant)
             }
             Err(_) => (0, 0, "no upgrade"),
         };
+        // The tunnel is closed: its slot is free before its record is written.
+        drop(permit);
         let event = egress("tunnel", &target)
             .outcome(outcome)
             .duration_ms(millis(started))
@@ -1085,7 +1086,6 @@ fn switched(
         .to_ascii_lowercase();
     let (shared, target) = (Arc::clone(shared), target.to_owned());
     tokio::spawn(async move {
-        let _permit = permit;
         shared.metrics.tunnels.inc();
         let done = match tokio::try_join!(client, origin) {
             Ok((client, origin)) => {
@@ -1103,6 +1103,7 @@ fn switched(
                 outcome: "no upgrade",
             },
         };
+        drop(permit);
         shared.metrics.tunnels.dec();
         shared.metrics.carried("up", done.up);
         shared.metrics.carried("down", done.down);
