@@ -29,8 +29,8 @@ pub struct Guard {
 pub struct Screened {
     /// Findings (rule and fingerprint only reach the audit log).
     pub findings: Vec<Finding>,
-    /// Whether anything was replaced.
-    pub redacted: bool,
+    /// Whether the policy wants the secrets replaced before the model sees the result.
+    pub redact: bool,
 }
 
 impl Guard {
@@ -65,7 +65,7 @@ impl Guard {
     /// audit log see of a call's arguments.
     pub fn redact_value(&self, value: &Value) -> Value {
         match value {
-            Value::String(s) => Value::String(self.redact_text(s)),
+            Value::String(s) => Value::String(self.scanner.redacted(s)),
             Value::Array(items) => {
                 Value::Array(items.iter().map(|v| self.redact_value(v)).collect())
             }
@@ -75,15 +75,6 @@ impl Guard {
                     .collect(),
             ),
             other => other.clone(),
-        }
-    }
-
-    fn redact_text(&self, s: &str) -> String {
-        let findings = self.scanner.scan(s.as_bytes());
-        if findings.is_empty() {
-            s.to_owned()
-        } else {
-            String::from_utf8_lossy(&cordon_secrets::redact(s.as_bytes(), &findings)).into_owned()
         }
     }
 
@@ -135,17 +126,12 @@ impl Guard {
     }
 
     /// Scans `text` on its way to the model from `tool`; the `secrets` policy (channel
-    /// `tool_output`) decides: allow passes it, redact replaces each secret, block refuses the
-    /// whole result.
-    pub fn screen(
-        &self,
-        sandbox: &str,
-        tool: &str,
-        text: String,
-    ) -> Result<(String, Screened), ToolError> {
+    /// `tool_output`) decides: allow passes it, redact asks the caller to replace each secret
+    /// (`Screened::redact`), block refuses the whole result.
+    pub fn screen(&self, sandbox: &str, tool: &str, text: &str) -> Result<Screened, ToolError> {
         let findings = self.scanner.scan(text.as_bytes());
         if findings.is_empty() {
-            return Ok((text, Screened::default()));
+            return Ok(Screened::default());
         }
         let input = AreaInput::Secrets(SecretsInput {
             channel: Channel::ToolOutput,
@@ -163,25 +149,14 @@ impl Guard {
         let decision = self.policy.decide(&self.context(sandbox), &input);
         let action = decision.action.unwrap_or(SecretAction::Block);
         match (decision.allow, action) {
-            (true, SecretAction::Allow) => Ok((
-                text,
-                Screened {
-                    findings,
-                    redacted: false,
-                },
-            )),
-            (true, SecretAction::Redact) => {
-                let clean =
-                    String::from_utf8_lossy(&cordon_secrets::redact(text.as_bytes(), &findings))
-                        .into_owned();
-                Ok((
-                    clean,
-                    Screened {
-                        findings,
-                        redacted: true,
-                    },
-                ))
-            }
+            (true, SecretAction::Allow) => Ok(Screened {
+                findings,
+                redact: false,
+            }),
+            (true, SecretAction::Redact) => Ok(Screened {
+                findings,
+                redact: true,
+            }),
             _ => {
                 let rules: Vec<&str> = findings.iter().map(|f| f.rule.as_str()).collect();
                 Err(ToolError::Blocked(format!(

@@ -454,8 +454,8 @@ impl CordonServer {
         };
         let screened = ran.and_then(|value| {
             let text = strings(&value);
-            let (_, screened) = self.guard.screen(&ws_name, &name, text)?;
-            let value = if screened.redacted {
+            let screened = self.guard.screen(&ws_name, &name, &text)?;
+            let value = if screened.redact {
                 self.guard.redact_value(&value)
             } else {
                 value
@@ -464,7 +464,7 @@ impl CordonServer {
         });
         match screened {
             Ok((value, screened)) => {
-                let event = if screened.redacted {
+                let event = if screened.redact {
                     event.detail("redacted", json!(true))
                 } else {
                     event

@@ -29,6 +29,7 @@ pub struct Workspace {
 impl Workspace {
     /// A workspace named `name` with a sandbox built from `config`.
     pub fn new(name: &str, config: SandboxConfig) -> Result<Arc<Workspace>, ToolError> {
+        check_name(name)?;
         let root = Root::open(&config.workspace)?;
         let sandbox = Sandbox::new(config)?;
         Ok(Arc::new(Workspace {
@@ -62,6 +63,23 @@ impl Workspace {
         if let Ok(mut seen) = self.seen.lock() {
             seen.remove(path);
         }
+    }
+}
+
+/// A workspace name: what tool arguments, audit records and directory names can all carry.
+pub fn check_name(name: &str) -> Result<(), ToolError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(ToolError::Invalid(format!(
+            "workspace name {name:?}: use up to 64 letters, digits, '-', '_' and '.', not starting with '.'"
+        )))
     }
 }
 
@@ -146,17 +164,7 @@ impl Registry {
                 "this server makes no new workspaces (start it with a workspaces directory)".into(),
             ));
         };
-        if name.is_empty()
-            || name.len() > 64
-            || name.starts_with('.')
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        {
-            return Err(ToolError::Invalid(format!(
-                "workspace name {name:?}: use up to 64 letters, digits, '-', '_' and '.'"
-            )));
-        }
+        check_name(name)?;
         if self.get(Some(name)).is_ok() {
             return Err(ToolError::Invalid(format!(
                 "a workspace named {name} exists"

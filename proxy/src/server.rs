@@ -453,36 +453,63 @@ async fn connect(shared: &Arc<Shared>, req: Request<Incoming>, started: Instant)
         .unwrap_or_default();
     let shared = Arc::clone(shared);
     tokio::spawn(async move {
-        shared.metrics.tunnels.inc();
-        let (up, down, outcome) = match hyper::upgrade::on(req).await {
-            Ok(upgraded) => {
-                let done = crate::splice::splice(
-                    TokioIo::new(upgraded),
-                    upstream,
-                    shared.config.idle_timeout,
-                    shared.config.tunnel_timeout,
-                )
-                .await;
-                (done.up, done.down, done.outcome)
-            }
-            Err(_) => (0, 0, "no upgrade"),
-        };
-        // The tunnel is closed: its slot is free before its record is written.
-        drop(permit);
-        let event = egress("tunnel", &target)
-            .outcome(outcome)
-            .duration_ms(millis(started))
-            .detail("peer", json!(peer))
-            .detail("bytes_up", json!(up))
-            .detail("bytes_down", json!(down));
-        shared.metrics.tunnels.dec();
-        shared.metrics.carried("up", up);
-        shared.metrics.carried("down", down);
-        if let Err(e) = shared.gate.record(event).await {
-            tracing::error!(error = %e, "cannot write the audit record of a finished tunnel");
-        }
+        let client = hyper::upgrade::on(req).await.ok().map(TokioIo::new);
+        let event = egress("tunnel", &target).detail("peer", json!(peer));
+        tunnel(
+            &shared,
+            permit,
+            client.map(|c| (c, upstream)),
+            event,
+            started,
+        )
+        .await;
     });
     ok_empty()
+}
+
+/// A tunnel's life once HTTP has stepped aside (a CONNECT, an upgrade): both streams spliced
+/// under the tunnel limits, then the slot freed (before the record is written: the tunnel is
+/// closed), its bytes counted, and its record written from `event`. `None`: the client's side
+/// never came (the upgrade failed).
+async fn tunnel<C, U>(
+    shared: &Shared,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    streams: Option<(C, U)>,
+    event: cordon_audit::Event,
+    started: Instant,
+) where
+    C: AsyncRead + AsyncWrite + Unpin,
+    U: AsyncRead + AsyncWrite + Unpin,
+{
+    shared.metrics.tunnels.inc();
+    let done = match streams {
+        Some((client, upstream)) => {
+            crate::splice::splice(
+                client,
+                upstream,
+                shared.config.idle_timeout,
+                shared.config.tunnel_timeout,
+            )
+            .await
+        }
+        None => crate::splice::Spliced {
+            up: 0,
+            down: 0,
+            outcome: "no upgrade",
+        },
+    };
+    drop(permit);
+    shared.metrics.tunnels.dec();
+    shared.metrics.carried("up", done.up);
+    shared.metrics.carried("down", done.down);
+    let event = event
+        .outcome(done.outcome)
+        .duration_ms(millis(started))
+        .detail("bytes_up", json!(done.up))
+        .detail("bytes_down", json!(done.down));
+    if let Err(e) = shared.gate.record(event).await {
+        tracing::error!(error = %e, "cannot write the audit record of a finished tunnel");
+    }
 }
 
 fn ok_empty() -> Response<Body> {
@@ -1086,36 +1113,11 @@ fn switched(
         .to_ascii_lowercase();
     let (shared, target) = (Arc::clone(shared), target.to_owned());
     tokio::spawn(async move {
-        shared.metrics.tunnels.inc();
-        let done = match tokio::try_join!(client, origin) {
-            Ok((client, origin)) => {
-                crate::splice::splice(
-                    TokioIo::new(client),
-                    TokioIo::new(origin),
-                    shared.config.idle_timeout,
-                    shared.config.tunnel_timeout,
-                )
-                .await
-            }
-            Err(_) => crate::splice::Spliced {
-                up: 0,
-                down: 0,
-                outcome: "no upgrade",
-            },
-        };
-        drop(permit);
-        shared.metrics.tunnels.dec();
-        shared.metrics.carried("up", done.up);
-        shared.metrics.carried("down", done.down);
-        let event = egress("tunnel", &target)
-            .outcome(done.outcome)
-            .duration_ms(millis(started))
-            .detail("upgrade", json!(protocol))
-            .detail("bytes_up", json!(done.up))
-            .detail("bytes_down", json!(done.down));
-        if let Err(e) = shared.gate.record(event).await {
-            tracing::error!(error = %e, "cannot write the audit record of an upgraded stream");
-        }
+        let streams = tokio::try_join!(client, origin)
+            .ok()
+            .map(|(c, o)| (TokioIo::new(c), TokioIo::new(o)));
+        let event = egress("tunnel", &target).detail("upgrade", json!(protocol));
+        tunnel(&shared, permit, streams, event, started).await;
     });
     let (mut head, _) = resp.into_parts();
     for name in HOP_BY_HOP {

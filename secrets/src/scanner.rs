@@ -247,6 +247,17 @@ impl Scanner {
         }
     }
 
+    /// `text` with every secret the scanner finds replaced by `[REDACTED:<rule>]` (see
+    /// [`redact`]): for text going to a log, a record or a model.
+    pub fn redacted(&self, text: &str) -> String {
+        let findings = self.scan(text.as_bytes());
+        if findings.is_empty() {
+            text.to_owned()
+        } else {
+            String::from_utf8_lossy(&redact(text.as_bytes(), &findings)).into_owned()
+        }
+    }
+
     /// The fingerprint of `secret` under this scanner's key.
     pub fn fingerprint(&self, secret: &[u8]) -> String {
         let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&self.key) else {

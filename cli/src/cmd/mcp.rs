@@ -92,13 +92,6 @@ impl McpArgs {
                     (name, dir)
                 }
             };
-            if name.is_empty()
-                || !name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-            {
-                bail!("workspace name {name:?}: use letters, digits, '-', '_' and '.'");
-            }
             named.push((name, dir));
         }
 

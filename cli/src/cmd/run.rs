@@ -68,15 +68,7 @@ impl RunArgs {
         let config = ctx.config()?;
         let log = std::sync::Arc::new(ctx.audit_log(&config)?);
         let scanner = Scanner::with_defaults().context("loading the secret rules")?;
-        let redact = |s: &str| {
-            let findings = scanner.scan(s.as_bytes());
-            if findings.is_empty() {
-                s.to_owned()
-            } else {
-                String::from_utf8_lossy(&cordon_secrets::redact(s.as_bytes(), &findings))
-                    .into_owned()
-            }
-        };
+        let redact = |s: &str| scanner.redacted(s);
 
         let mut cmd = Command::new(self.command.clone()).cwd(self.cwd.clone().unwrap_or_default());
         cmd.actor = Some("cli".into());

@@ -171,8 +171,9 @@ fn doctor_tries_a_real_sandboxed_run() {
     }
 }
 
-/// An HTTP origin on 127.0.0.1 answering every request with `body`; returns its port.
-fn origin(body: &'static str) -> u16 {
+/// An HTTP origin on 127.0.0.1 answering every request with `answer(its head)`; returns its
+/// port.
+fn origin_with(answer: impl Fn(&str) -> &'static str + Send + 'static) -> u16 {
     use std::io::{Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -187,6 +188,7 @@ fn origin(body: &'static str) -> u16 {
                     Ok(n) => head.extend_from_slice(&buf[..n]),
                 }
             }
+            let body = answer(&String::from_utf8_lossy(&head));
             let _ = write!(
                 conn,
                 "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -195,6 +197,11 @@ fn origin(body: &'static str) -> u16 {
         }
     });
     port
+}
+
+/// An HTTP origin on 127.0.0.1 answering every request with `body`; returns its port.
+fn origin(body: &'static str) -> u16 {
+    origin_with(move |_| body)
 }
 
 fn network_config(env: &Env) {
@@ -324,34 +331,16 @@ fn proxy_serves_until_stopped() {
 /// An origin on 127.0.0.1 that answers `auth-ok` when it received the real deploy token and
 /// `auth-bad` otherwise; returns its port.
 fn token_origin() -> u16 {
-    use std::io::{Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut conn) = conn else { return };
-            let mut buf = [0u8; 4096];
-            let mut head = Vec::new();
-            while !head.ends_with(b"\r\n\r\n") {
-                match conn.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => head.extend_from_slice(&buf[..n]),
-                }
-            }
-            let text = String::from_utf8_lossy(&head).to_ascii_lowercase();
-            let body = if text.contains("authorization: bearer real-deploy-token-value") {
-                "auth-ok"
-            } else {
-                "auth-bad"
-            };
-            let _ = write!(
-                conn,
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
+    origin_with(|head| {
+        if head
+            .to_ascii_lowercase()
+            .contains("authorization: bearer real-deploy-token-value")
+        {
+            "auth-ok"
+        } else {
+            "auth-bad"
         }
-    });
-    port
+    })
 }
 
 const TOKEN_CONFIG: &str = "[network]\nallow = [\"tok.test\"]\nallow_addresses = [\"127.0.0.0/8\"]\n\n\

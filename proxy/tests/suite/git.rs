@@ -5,13 +5,9 @@ use cordon_testkit::{GitServer, git};
 
 use super::harness::*;
 
-fn server() -> GitServer {
-    GitServer::empty()
-}
-
 #[test]
 fn git_clone_and_push_through_the_proxy() {
-    let srv = server();
+    let srv = GitServer::empty();
     let p = proxy(&["git.test"], &[("git.test", "127.0.0.1")]);
     let proxy_url = format!("http://127.0.0.1:{}", p.port);
     let url = format!("http://git.test:{}/cgi-bin/git/repo.git", srv.port);
@@ -76,10 +72,7 @@ fn git_clone_and_push_through_the_proxy() {
         "push: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let log = git(
-        &srv.root.path().join("repo.git"),
-        &["log", "--format=%s", "feature"],
-    );
+    let log = git(&srv.bare(), &["log", "--format=%s", "feature"]);
     assert_eq!(String::from_utf8_lossy(&log.stdout).trim(), "first");
     // A committed secret is found inside the pack's zlib streams and the push is blocked.
     std::fs::write(
@@ -98,10 +91,7 @@ fn git_clone_and_push_through_the_proxy() {
     let blocked = p.last();
     assert_eq!(blocked["outcome"], "blocked", "{blocked}");
     assert_eq!(blocked["findings"][0]["rule"], "github-pat");
-    let log = git(
-        &srv.root.path().join("repo.git"),
-        &["log", "--format=%s", "feature"],
-    );
+    let log = git(&srv.bare(), &["log", "--format=%s", "feature"]);
     assert_eq!(
         String::from_utf8_lossy(&log.stdout).trim(),
         "first",

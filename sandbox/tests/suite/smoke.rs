@@ -27,17 +27,15 @@ fn stdin_is_end_of_file_unless_fed_and_feeds_a_running_command() {
     let r = sh(&sb, "cat; echo eof");
     r.ok();
     assert_eq!(r.stdout, "eof\n");
-    // With one, a thread types into the running command, then closes its input.
+    // With one: a line written before the run waits for it; a thread types a second line
+    // while the command runs, then closes its input.
     let stdin = cordon_sandbox::Stdin::new();
+    assert_eq!(stdin.write(b"typed line\n").unwrap(), 11);
     let feeder = {
         let stdin = stdin.clone();
         std::thread::spawn(move || {
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-            while stdin.write(b"typed line\n").is_err() {
-                assert!(std::time::Instant::now() < deadline, "stdin never opened");
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            assert_eq!(stdin.write(b"second\n").unwrap(), 7);
             stdin.close();
         })
     };
@@ -50,7 +48,7 @@ fn stdin_is_end_of_file_unless_fed_and_feeds_a_running_command() {
     let r = run_cmd(&sb, &cmd);
     feeder.join().unwrap();
     r.ok();
-    assert_eq!(r.stdout, "got: typed line\ndone\n");
+    assert_eq!(r.stdout, "got: typed line\nsecond\ndone\n");
     // After the run the slot is closed.
     assert!(stdin.write(b"late").is_err());
 }
