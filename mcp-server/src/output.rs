@@ -249,6 +249,8 @@ pub struct KillOut {
     pub id: u64,
     /// Whether it was still running.
     pub was_running: bool,
+    /// The signal sent: KILL, or the one forwarded to its process group.
+    pub signal: String,
 }
 
 /// One background process.

@@ -230,10 +230,10 @@ const TOOLS: &[Def] = &[
     ),
     def!(
         "process_kill",
-        shell::IdArgs,
+        shell::KillArgs,
         output::KillOut,
-        SET,
-        "Kill a background process and everything it started."
+        CHANGE,
+        "Stop a background process: KILL (the default) ends it and everything it started; TERM, INT, HUP, QUIT, USR1 or USR2 is sent to its process group instead, for a clean shutdown or a reload."
     ),
     def!(
         "process_list",

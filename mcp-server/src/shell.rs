@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cordon_sandbox::{Cancel, Command, Exit, Outcome, Stdin, Stream};
+use cordon_sandbox::{Cancel, Command, Exit, Outcome, Signal, Stdin, Stream};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
@@ -254,14 +254,6 @@ pub struct ReadArgs {
     pub max_bytes: Option<usize>,
 }
 
-/// Names a background process.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct IdArgs {
-    /// The id `process_start` returned.
-    pub id: u64,
-}
-
 fn lock<T>(m: &Mutex<T>) -> Result<std::sync::MutexGuard<'_, T>, ToolError> {
     m.lock()
         .map_err(|_| ToolError::Io("a process table lock was poisoned".into()))
@@ -424,16 +416,81 @@ pub fn write(ws: &Workspace, args: &WriteArgs) -> Result<ProcessWriteOut, ToolEr
     })
 }
 
+/// What `process_kill` sends.
+#[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema)]
+pub enum SignalName {
+    /// Ends the process and everything it started, at once. The default.
+    #[default]
+    #[serde(rename = "KILL")]
+    Kill,
+    /// The polite stop; the command may clean up first.
+    #[serde(rename = "TERM")]
+    Term,
+    /// What Ctrl-C sends.
+    #[serde(rename = "INT")]
+    Int,
+    /// Hangup; many servers reload on it.
+    #[serde(rename = "HUP")]
+    Hup,
+    /// Quit.
+    #[serde(rename = "QUIT")]
+    Quit,
+    /// User signal 1.
+    #[serde(rename = "USR1")]
+    Usr1,
+    /// User signal 2.
+    #[serde(rename = "USR2")]
+    Usr2,
+}
+
+impl SignalName {
+    /// The signal to forward, or `None` for KILL (the whole tree goes).
+    fn forwarded(self) -> Option<Signal> {
+        match self {
+            SignalName::Kill => None,
+            SignalName::Term => Some(Signal::Terminate),
+            SignalName::Int => Some(Signal::Interrupt),
+            SignalName::Hup => Some(Signal::Hangup),
+            SignalName::Quit => Some(Signal::Quit),
+            SignalName::Usr1 => Some(Signal::User1),
+            SignalName::Usr2 => Some(Signal::User2),
+        }
+    }
+}
+
+/// Arguments of `process_kill`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KillArgs {
+    /// The id `process_start` returned.
+    pub id: u64,
+    /// KILL (the default) ends the process and everything it started at once. The others go
+    /// to the command's process group (the command and the children it did not move to groups
+    /// of their own), which may handle them; follow with process_read to see how it ended.
+    #[serde(default)]
+    pub signal: SignalName,
+}
+
 /// `process_kill`.
-pub fn kill(ws: &Workspace, args: &IdArgs) -> Result<KillOut, ToolError> {
+pub fn kill(ws: &Workspace, args: &KillArgs) -> Result<KillOut, ToolError> {
     let table = lock(&ws.processes.table)?;
     let p = table
         .get(&args.id)
         .ok_or_else(|| ToolError::NotFound(format!("no process {}", args.id)))?;
-    p.cancel.cancel();
+    let sent = match args.signal.forwarded() {
+        None => {
+            p.cancel.cancel();
+            "KILL"
+        }
+        Some(sig) => {
+            p.cancel.signal(sig);
+            sig.name()
+        }
+    };
     Ok(KillOut {
         id: args.id,
         was_running: p.finished.is_none(),
+        signal: sent.to_owned(),
     })
 }
 

@@ -9,6 +9,7 @@
 
 use std::ffi::{CString, c_char, c_int, c_ulong, c_void};
 use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicI32, Ordering};
 
 /// One filesystem step of building the new root, before `pivot_root`.
 pub(crate) enum Step {
@@ -734,11 +735,65 @@ pub(crate) fn child_main(plan: &ChildPlan, fds: &ChildFds) -> ! {
         fail(fds, Stage::Init, 0, errno());
     }
     if pid == 0 {
-        // SAFETY: prctl with integer arguments.
-        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+        // SAFETY: prctl with integer arguments. Its own process group, so that signals the
+        // init forwards reach the command and its children but not the init.
+        unsafe {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+            libc::setpgid(0, 0);
+        }
         exec(&msg, fds);
     }
     init(pid, fds)
+}
+
+/// The command's process group, for [`forward`]; 0 until the command exists.
+static COMMAND_GROUP: AtomicI32 = AtomicI32::new(0);
+
+/// The signals the supervisor may ask the init to pass on ([`crate::Signal`]).
+const FORWARDED: [c_int; 6] = [
+    libc::SIGHUP,
+    libc::SIGINT,
+    libc::SIGQUIT,
+    libc::SIGTERM,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+];
+
+/// The init's handler: passes the signal to the command's process group. A pid namespace's init
+/// receives a signal from outside only if it handles it, so these are the only ones that reach
+/// it; the command may send them to pid 1 too, which only signals itself.
+extern "C" fn forward(sig: c_int) {
+    let group = COMMAND_GROUP.load(Ordering::Relaxed);
+    if group > 0 {
+        // SAFETY: kill and errno access are async-signal-safe; errno is restored so the
+        // interrupted wait4 sees its own.
+        unsafe {
+            let saved = *libc::__errno_location();
+            libc::kill(-group, sig);
+            *libc::__errno_location() = saved;
+        }
+    }
+}
+
+/// Puts the command in its own group (also done by the command itself; whichever runs first
+/// wins the race) and installs [`forward`].
+fn forward_signals(command: libc::c_long) {
+    let Ok(pid) = libc::pid_t::try_from(command) else {
+        return;
+    };
+    // SAFETY: setpgid on our own child; it fails harmlessly if the child already exec'd.
+    unsafe { libc::setpgid(pid, pid) };
+    COMMAND_GROUP.store(pid, Ordering::Relaxed);
+    for sig in FORWARDED {
+        // SAFETY: a zeroed sigaction with a valid handler and an empty mask.
+        unsafe {
+            let mut act: libc::sigaction = std::mem::zeroed();
+            act.sa_sigaction = forward as extern "C" fn(c_int) as libc::sighandler_t;
+            act.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut act.sa_mask);
+            libc::sigaction(sig, &act, std::ptr::null_mut());
+        }
+    }
 }
 
 /// The command as the child sees it: pointers into an anonymous mapping.
@@ -900,6 +955,7 @@ fn init(command: libc::c_long, fds: &ChildFds) -> ! {
         libc::close(1);
         libc::close(2);
     }
+    forward_signals(command);
     loop {
         let mut status: c_int = 0;
         // SAFETY: waiting for any child with a valid out-pointer.

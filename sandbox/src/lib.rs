@@ -45,7 +45,7 @@ mod stage;
 mod stdin;
 
 pub use audit::{MAX_ARGV_CHARS, event as audit_event};
-pub use cancel::Cancel;
+pub use cancel::{Cancel, Signal};
 pub use config::{
     Command, DEFAULT_BRIDGE_PORT, DEFAULT_PASS_ENV, Downgrades, Limits, SandboxConfig, WORKSPACE,
 };

@@ -377,13 +377,20 @@ pub(crate) struct Child {
 }
 
 impl Child {
+    /// Kills the init, and with it every process in the sandbox.
     pub(crate) fn kill(&self) {
+        self.signal(libc::SIGKILL);
+    }
+
+    /// Sends `sig` to the init. Other than SIGKILL, it arrives only through the handler the init
+    /// installs once the command runs, which forwards it to the command's process group.
+    pub(crate) fn signal(&self, sig: c_int) {
         // SAFETY: signalling through our own pidfd; the process cannot have been reused.
         unsafe {
             libc::syscall(
                 libc::SYS_pidfd_send_signal,
                 self.pidfd.as_raw_fd(),
-                libc::SIGKILL,
+                sig,
                 std::ptr::null::<libc::siginfo_t>(),
                 0,
             )
@@ -657,10 +664,19 @@ pub(crate) fn supervise(
                 continue;
             }
             if i == CANCEL {
-                if !killed {
+                let Some(c) = cancel else { continue };
+                let signals = c.take_signals();
+                if killed {
+                    continue;
+                }
+                if c.is_cancelled() {
                     w.cancelled = true;
                     child.kill();
                     killed = true;
+                } else {
+                    for s in signals {
+                        child.signal(s.number());
+                    }
                 }
                 continue;
             }

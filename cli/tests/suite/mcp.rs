@@ -542,6 +542,30 @@ fn background_processes_start_read_and_die() {
 }
 
 #[test]
+fn background_processes_take_a_signal_and_clean_up() {
+    let s = Session::start();
+    let r = s.ok(
+        "process_start",
+        json!({"command": "trap 'echo cleaning up; exit 7' TERM; echo ready; while :; do sleep 0.05; done"}),
+    );
+    let id = r["id"].as_u64().unwrap();
+    s.poll("process_read", json!({"id": id}), |r| {
+        r["output"] == "ready\n"
+    });
+    // A signal outside the list is refused by the schema, and the process goes on.
+    s.err("process_kill", json!({"id": id, "signal": "STOP"}));
+    let k = s.ok("process_kill", json!({"id": id, "signal": "TERM"}));
+    assert_eq!(k["signal"], "TERM");
+    assert_eq!(k["was_running"], true);
+    let r = s.poll("process_read", json!({"id": id}), |r| r["running"] == false);
+    // The group got it: the trap ran, and the shell saw its `sleep` terminated too.
+    let out = r["output"].as_str().unwrap();
+    assert!(out.starts_with("ready\ncleaning up\n"), "{out}");
+    assert_eq!(r["result"]["exit_code"], 7, "{r}");
+    assert_eq!(r["result"]["killed"], false);
+}
+
+#[test]
 fn git_tools_commit_with_hooks_off_and_refuse_injection() {
     let s = Session::start();
     git(&s.ws, &["init", "-q", "-b", "main"]);
