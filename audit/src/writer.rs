@@ -85,7 +85,25 @@ impl Pending {
     }
 }
 
-type Reply = mpsc::SyncSender<Result<Receipt, AuditError>>;
+/// Where the writer sends a record's outcome: a blocked thread, or a task awaiting it.
+enum Reply {
+    Blocking(mpsc::SyncSender<Result<Receipt, AuditError>>),
+    Async(tokio::sync::oneshot::Sender<Result<Receipt, AuditError>>),
+}
+
+impl Reply {
+    /// A waiter that went away is no error of the writer's: the record is written regardless.
+    fn send(self, outcome: Result<Receipt, AuditError>) {
+        match self {
+            Reply::Blocking(tx) => {
+                let _ = tx.send(outcome);
+            }
+            Reply::Async(tx) => {
+                let _ = tx.send(outcome);
+            }
+        }
+    }
+}
 
 /// An open audit log. Cheap to share behind an `Arc`; closing waits for queued records.
 #[derive(Debug)]
@@ -121,16 +139,29 @@ impl AuditLog {
     /// Queue `event`; the returned handle says when it is durable.
     pub fn submit(&self, event: Event) -> Pending {
         let (reply, rx) = mpsc::sync_channel(1);
-        if let Some(tx) = &self.tx {
-            // A send error drops `reply`, and `wait` then reports Closed.
-            let _ = tx.send((event, reply));
-        }
+        self.queue(event, Reply::Blocking(reply));
         Pending(rx)
     }
 
     /// Write `event` and wait until it is durable.
     pub fn append(&self, event: Event) -> Result<Receipt, AuditError> {
         self.submit(event).wait()
+    }
+
+    /// [`AuditLog::append`] for async callers: queueing never blocks, and the writer wakes the
+    /// task directly, without a thread of a blocking pool parked on the answer (the egress
+    /// proxy waits for a record on every request, so that hop was on its latency path).
+    pub async fn append_async(&self, event: Event) -> Result<Receipt, AuditError> {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        self.queue(event, Reply::Async(reply));
+        rx.await.map_err(|_| AuditError::Closed)?
+    }
+
+    fn queue(&self, event: Event, reply: Reply) {
+        if let Some(tx) = &self.tx {
+            // A send error drops `reply`, and the waiter then reports Closed.
+            let _ = tx.send((event, reply));
+        }
     }
 
     /// This process's session id, stamped on every record it writes.
@@ -345,7 +376,7 @@ impl State {
             match self.locked(|s| s.write_batch(events)) {
                 Ok(receipts) => {
                     for (reply, receipt) in replies.into_iter().zip(receipts) {
-                        let _ = reply.send(Ok(receipt));
+                        reply.send(Ok(receipt));
                     }
                 }
                 Err(e) => {
@@ -353,7 +384,7 @@ impl State {
                     // Force a resync next time: the file may hold part of this batch.
                     self.len = u64::MAX;
                     for reply in replies {
-                        let _ = reply.send(Err(e.clone()));
+                        reply.send(Err(e.clone()));
                     }
                 }
             }

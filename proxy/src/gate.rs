@@ -167,7 +167,7 @@ impl Gate {
     /// Writes `event`; an error means the operation must not go ahead (or, after the fact, is
     /// logged loudly).
     pub async fn record(&self, event: Event) -> Result<(), String> {
-        let Some(log) = self.audit.clone() else {
+        let Some(log) = &self.audit else {
             return Ok(());
         };
         let event = event.actor("proxy");
@@ -175,11 +175,10 @@ impl Gate {
             Some(s) => event.sandbox(s.clone()),
             None => event,
         };
-        match tokio::task::spawn_blocking(move || log.append(event)).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err("the audit writer task failed".into()),
-        }
+        log.append_async(event)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 }
 

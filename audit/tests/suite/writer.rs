@@ -52,6 +52,38 @@ fn receipts_match_the_log() {
 }
 
 #[test]
+fn async_appends_from_many_tasks_keep_one_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let log = Arc::new(AuditLog::open(&path, AuditOptions::default()).unwrap());
+    // Two runtime threads, 200 tasks: each awaits its own record, with no blocking pool.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(1)
+        .build()
+        .unwrap();
+    let mut seqs: Vec<u64> = rt.block_on(async {
+        let tasks: Vec<_> = (0..200)
+            .map(|i| {
+                let log = log.clone();
+                tokio::spawn(async move { log.append_async(event(i)).await.unwrap().seq })
+            })
+            .collect();
+        let mut seqs = Vec::new();
+        for t in tasks {
+            seqs.push(t.await.unwrap());
+        }
+        seqs
+    });
+    seqs.sort_unstable();
+    assert_eq!(seqs, (0..200).collect::<Vec<_>>());
+    drop(log);
+    let r = verify(&path).unwrap();
+    assert!(r.intact(), "{:?}", r.problems);
+    assert_eq!(r.records, 200);
+}
+
+#[test]
 fn concurrent_writers_on_one_file_keep_one_chain() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.jsonl");
