@@ -33,6 +33,7 @@ mod splice;
 pub mod tls;
 pub mod token;
 mod upstream;
+mod zerocopy;
 
 pub use config::ProxyConfig;
 pub use gate::Gate;

@@ -31,7 +31,9 @@ use crate::gate::{Decided, Gate, RequestInfo, audit_findings, egress};
 use crate::host::{Destination, parse_authority};
 use crate::resolve::Resolver;
 use crate::scan::{self, Found};
+use crate::splice::{Spliced, splice, splice_sockets};
 use crate::upstream::{TlsUpstream, UpstreamError};
+use crate::zerocopy::Raw;
 
 type Body = BoxBody<Bytes, hyper::Error>;
 
@@ -453,51 +455,52 @@ async fn connect(shared: &Arc<Shared>, req: Request<Incoming>, started: Instant)
         .unwrap_or_default();
     let shared = Arc::clone(shared);
     tokio::spawn(async move {
-        let client = hyper::upgrade::on(req).await.ok().map(TokioIo::new);
+        let client = hyper::upgrade::on(req).await.ok();
         let event = egress("tunnel", &target).detail("peer", json!(peer));
-        tunnel(
-            &shared,
-            permit,
-            client.map(|c| (c, upstream)),
-            event,
-            started,
-        )
-        .await;
+        let (idle, total) = (shared.config.idle_timeout, shared.config.tunnel_timeout);
+        let done = async move {
+            let Some(client) = client else {
+                return Spliced::no_upgrade();
+            };
+            match plain_socket(client) {
+                Ok((client, head)) => {
+                    splice_sockets(client, Raw::Tcp(upstream), &head, idle, total).await
+                }
+                Err(client) => splice(TokioIo::new(client), upstream, idle, total).await,
+            }
+        };
+        tunnel(&shared, permit, done, event, started).await;
     });
     ok_empty()
 }
 
-/// A tunnel's life once HTTP has stepped aside (a CONNECT, an upgrade): both streams spliced
-/// under the tunnel limits, then the slot freed (before the record is written: the tunnel is
-/// closed), its bytes counted, and its record written from `event`. `None`: the client's side
-/// never came (the upgrade failed).
-async fn tunnel<C, U>(
+/// The client's socket under an upgraded connection, and what hyper had read past the request,
+/// when it is one of the plain sockets the proxy serves; otherwise the connection back.
+fn plain_socket(
+    upgraded: hyper::upgrade::Upgraded,
+) -> Result<(Raw, Bytes), hyper::upgrade::Upgraded> {
+    let upgraded = match upgraded.downcast::<TokioIo<TcpStream>>() {
+        Ok(parts) => return Ok((Raw::Tcp(parts.io.into_inner()), parts.read_buf)),
+        Err(u) => u,
+    };
+    match upgraded.downcast::<TokioIo<tokio::net::UnixStream>>() {
+        Ok(parts) => Ok((Raw::Unix(parts.io.into_inner()), parts.read_buf)),
+        Err(u) => Err(u),
+    }
+}
+
+/// A tunnel's life once HTTP has stepped aside (a CONNECT, an upgrade): `splicing` carries
+/// both streams under the tunnel limits; then the slot is freed (before the record is written:
+/// the tunnel is closed), its bytes counted, and its record written from `event`.
+async fn tunnel(
     shared: &Shared,
     permit: tokio::sync::OwnedSemaphorePermit,
-    streams: Option<(C, U)>,
+    splicing: impl std::future::Future<Output = Spliced>,
     event: cordon_audit::Event,
     started: Instant,
-) where
-    C: AsyncRead + AsyncWrite + Unpin,
-    U: AsyncRead + AsyncWrite + Unpin,
-{
+) {
     shared.metrics.tunnels.inc();
-    let done = match streams {
-        Some((client, upstream)) => {
-            crate::splice::splice(
-                client,
-                upstream,
-                shared.config.idle_timeout,
-                shared.config.tunnel_timeout,
-            )
-            .await
-        }
-        None => crate::splice::Spliced {
-            up: 0,
-            down: 0,
-            outcome: "no upgrade",
-        },
-    };
+    let done = splicing.await;
     drop(permit);
     shared.metrics.tunnels.dec();
     shared.metrics.carried("up", done.up);
@@ -1113,11 +1116,15 @@ fn switched(
         .to_ascii_lowercase();
     let (shared, target) = (Arc::clone(shared), target.to_owned());
     tokio::spawn(async move {
-        let streams = tokio::try_join!(client, origin)
-            .ok()
-            .map(|(c, o)| (TokioIo::new(c), TokioIo::new(o)));
         let event = egress("tunnel", &target).detail("upgrade", json!(protocol));
-        tunnel(&shared, permit, streams, event, started).await;
+        let (idle, total) = (shared.config.idle_timeout, shared.config.tunnel_timeout);
+        let done = async move {
+            match tokio::try_join!(client, origin) {
+                Ok((c, o)) => splice(TokioIo::new(c), TokioIo::new(o), idle, total).await,
+                Err(_) => Spliced::no_upgrade(),
+            }
+        };
+        tunnel(&shared, permit, done, event, started).await;
     });
     let (mut head, _) = resp.into_parts();
     for name in HOP_BY_HOP {

@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::idle::{Activity, Watched};
+use crate::zerocopy::Raw;
 
 /// How a splice ended, and what it carried.
 #[derive(Debug, Clone, Copy)]
@@ -17,6 +18,17 @@ pub(crate) struct Spliced {
     pub down: u64,
     /// `closed`, `reset`, `timeout` or `idle`.
     pub outcome: &'static str,
+}
+
+impl Spliced {
+    /// The client's side never came: the upgrade failed.
+    pub(crate) fn no_upgrade() -> Spliced {
+        Spliced {
+            up: 0,
+            down: 0,
+            outcome: "no upgrade",
+        }
+    }
 }
 
 /// Copies until either side closes or a limit is hit.
@@ -31,6 +43,28 @@ where
     // 64 KiB buffers: a quarter of the system calls of the 8 KiB default.
     let copy =
         tokio::io::copy_bidirectional_with_sizes(&mut client, &mut upstream, 1 << 16, 1 << 16);
+    limited(copy, &activity, idle, total).await
+}
+
+/// [`splice`] for two plain sockets: the bytes move inside the kernel ([`crate::zerocopy`]).
+/// `head` is what the client sent past the CONNECT request before the tunnel began.
+pub(crate) async fn splice_sockets(
+    client: Raw,
+    upstream: Raw,
+    head: &[u8],
+    idle: Duration,
+    total: Duration,
+) -> Spliced {
+    let activity = Activity::new();
+    let copy = crate::zerocopy::bidirectional(&client, &upstream, head, &activity);
+    limited(copy, &activity, idle, total).await
+}
+
+/// Runs `copy` under the total limit and the idle bound.
+async fn limited<F>(copy: F, activity: &Activity, idle: Duration, total: Duration) -> Spliced
+where
+    F: std::future::Future<Output = std::io::Result<(u64, u64)>>,
+{
     let (up, down, outcome) = tokio::select! {
         r = tokio::time::timeout(total, copy) => match r {
             Ok(Ok((up, down))) => (up, down, "closed"),

@@ -53,6 +53,108 @@ fn tunnels_an_allowed_connect() {
     assert!(tunnel["detail"]["bytes_down"].as_u64().unwrap() > 0);
 }
 
+/// An origin that reads until end-of-file, then answers with the byte count and a checksum
+/// of what it read, and closes: it sees the client's half-close only if the tunnel passes it on.
+fn counting_origin() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming().take(2) {
+            let mut s = s.unwrap();
+            std::thread::spawn(move || {
+                use std::io::{Read, Write};
+                let mut all = Vec::new();
+                s.read_to_end(&mut all).unwrap();
+                write!(s, "{} {}", all.len(), checksum(&all)).unwrap();
+            });
+        }
+    });
+    port
+}
+
+fn checksum(bytes: &[u8]) -> u64 {
+    bytes
+        .iter()
+        .fold(0u64, |a, b| a.wrapping_mul(31).wrapping_add(u64::from(*b)))
+}
+
+/// The payload: patterned, so a lost, doubled or reordered chunk changes the checksum.
+fn payload() -> (Vec<u8>, String) {
+    let data: Vec<u8> = (0..(4u32 << 20) + 7).map(|i| (i % 253) as u8).collect();
+    let expect = format!("{} {}", data.len(), checksum(&data));
+    (data, expect)
+}
+
+/// Sends the CONNECT with the payload's first bytes in the same write (before the 200, as a
+/// client hurrying its TLS hello does), then the rest; half-closes with `close` and returns
+/// the origin's answer.
+fn pipelined_tunnel<S: std::io::Read + std::io::Write>(
+    mut s: S,
+    port: u16,
+    data: &[u8],
+    close: impl FnOnce(&S) -> std::io::Result<()>,
+) -> String {
+    let mut first =
+        format!("CONNECT upstream.test:{port} HTTP/1.1\r\nHost: upstream.test:{port}\r\n\r\n")
+            .into_bytes();
+    first.extend_from_slice(&data[..1000]);
+    s.write_all(&first).unwrap();
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut b).unwrap();
+        head.push(b[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    s.write_all(&data[1000..]).unwrap();
+    close(&s).unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+#[test]
+fn tunnels_carry_pipelined_bytes_and_half_closes_over_tcp_and_unix_sockets() {
+    use std::net::Shutdown::Write;
+    let port = counting_origin();
+    let p = proxy(&["upstream.test"], &[("upstream.test", "127.0.0.1")]);
+    let (data, expect) = payload();
+    let timeout = Some(std::time::Duration::from_secs(20));
+
+    let tcp = std::net::TcpStream::connect(("127.0.0.1", p.port)).unwrap();
+    tcp.set_read_timeout(timeout).unwrap();
+    let answer = pipelined_tunnel(tcp, port, &data, |s| s.shutdown(Write));
+    assert_eq!(answer, expect, "over TCP");
+
+    let unix = std::os::unix::net::UnixStream::connect(&p.socket).unwrap();
+    unix.set_read_timeout(timeout).unwrap();
+    let answer = pipelined_tunnel(unix, port, &data, |s| s.shutdown(Write));
+    assert_eq!(answer, expect, "over the unix socket");
+
+    // Both tunnels' records count every byte each way.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let tunnels: Vec<_> = p
+            .records()
+            .into_iter()
+            .filter(|r| r["action"] == "tunnel" && r["outcome"] == "closed")
+            .collect();
+        if tunnels.len() == 2 {
+            for t in tunnels {
+                assert_eq!(t["detail"]["bytes_up"], data.len() as u64, "{t}");
+                assert_eq!(t["detail"]["bytes_down"], expect.len() as u64, "{t}");
+            }
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{:?}", p.records());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn refuses_an_unlisted_host_without_resolving_it() {
     let origin = Origin::start();
