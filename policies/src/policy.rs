@@ -214,20 +214,38 @@ impl PolicySet {
 
     /// Decide `input` for its area. Never fails: every failure is a deny that says why.
     pub fn decide(&self, ctx: &Context, input: &AreaInput) -> Decision {
-        let area = input.area();
-        let mut input = input.clone();
-        let value = match input.normalise().and_then(|()| input.to_value(ctx)) {
+        match self.prepared(ctx, input) {
+            Ok(value) => self.decide_value(input.area(), &value),
+            Err(denied) => denied,
+        }
+    }
+
+    /// The decision if it needs no evaluation: a verdict-cache hit, or an input refused before
+    /// the policy sees it. `None`: [`PolicySet::decide`] would evaluate.
+    pub fn decide_cached(&self, ctx: &Context, input: &AreaInput) -> Option<Decision> {
+        let value = match self.prepared(ctx, input) {
             Ok(v) => v,
-            Err(e) => {
-                return Decision::fallback(
-                    area,
+            Err(denied) => return Some(denied),
+        };
+        let cache = self.cache.as_ref()?;
+        let key = (input.area(), value.to_string());
+        cache.lock().ok().and_then(|mut c| c.get(&key).cloned())
+    }
+
+    /// The input as the policy sees it, or the deny for an input it must not see.
+    fn prepared(&self, ctx: &Context, input: &AreaInput) -> Result<Value, Decision> {
+        let mut input = input.clone();
+        input
+            .normalise()
+            .and_then(|()| input.to_value(ctx))
+            .map_err(|e| {
+                Decision::fallback(
+                    input.area(),
                     Fallback::BadInput,
                     format!("denied: {e}"),
                     &self.id,
-                );
-            }
-        };
-        self.decide_value(area, &value)
+                )
+            })
     }
 
     /// Decide an input already in JSON form (normalised by the caller).
@@ -318,6 +336,14 @@ impl Policy {
     /// The set answering now.
     pub fn current(&self) -> Option<Arc<PolicySet>> {
         self.current.load_full()
+    }
+
+    /// The decision for `input` if it needs no evaluation (a verdict-cache hit, or an input
+    /// refused before evaluation), in about a microsecond; `None` when [`Policy::decide`] must
+    /// evaluate. Async callers answer most decisions this way without leaving their thread.
+    pub fn decide_cached(&self, ctx: &Context, input: &AreaInput) -> Option<Decision> {
+        let guard = self.current.load();
+        guard.as_deref()?.decide_cached(ctx, input)
     }
 
     /// Decide `input`. Never fails: every failure is a deny that says why.

@@ -344,3 +344,31 @@ fn fallbacks_are_not_cached_but_answers_are() {
     off.decide(&Context::default(), &tool("x"));
     assert_eq!(off.cached_decisions(), 0);
 }
+
+#[test]
+fn cached_decisions_are_answered_without_evaluation_and_only_those() {
+    let set = set_from(
+        "package cordon.tools\ndecision := {\"allow\": input.tool == \"read_file\", \"reasons\": [\"r\"]}\n",
+    );
+    let ctx = Context::default();
+    assert!(
+        set.decide_cached(&ctx, &tool("read_file")).is_none(),
+        "not evaluated yet"
+    );
+    let evaluated = set.decide(&ctx, &tool("read_file"));
+    let cached = set.decide_cached(&ctx, &tool("read_file")).unwrap();
+    assert_eq!(cached, evaluated);
+    assert!(cached.allow);
+    assert!(set.decide_cached(&ctx, &tool("exec")).is_none());
+    // A timeout is not remembered, so it is never answered from the cache.
+    let slow = "package cordon.tools\nspin if {\n some a in numbers.range(1, 5000)\n some b in numbers.range(1, 5000)\n a * b == -1\n}\ndecision := {\"allow\": true} if not spin\n";
+    let slow = set_with(
+        slow,
+        LoadOptions {
+            eval_timeout: Duration::from_millis(20),
+            ..LoadOptions::default()
+        },
+    );
+    slow.decide(&ctx, &tool("exec"));
+    assert!(slow.decide_cached(&ctx, &tool("exec")).is_none());
+}
