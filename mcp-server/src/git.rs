@@ -273,6 +273,11 @@ pub struct CloneArgs {
     pub url: String,
     /// The new workspace's name; later calls pass it as `workspace`.
     pub name: String,
+    /// A new branch to create and check out in the new workspace, so that each task works on
+    /// its own branch from the start (e.g. `task/fix-login`). Omitted: the remote's default
+    /// branch.
+    #[serde(default)]
+    pub branch: Option<String>,
 }
 
 fn from<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, ToolError> {
@@ -593,6 +598,7 @@ pub fn clone(registry: &Registry, args: Value, cancel: Cancel) -> Result<Value, 
             "only http(s) URLs are cloned (through the egress proxy)".into(),
         ));
     }
+    let branch = a.branch.as_deref().map(branch_name).transpose()?;
     let (dir, filling, normal) = registry.prepare(&a.name)?;
     let cloned = cordon_sandbox::Sandbox::new(filling)
         .map_err(ToolError::from)
@@ -608,8 +614,16 @@ pub fn clone(registry: &Registry, args: Value, cancel: Cancel) -> Result<Value, 
                     a.url.clone(),
                     ".".into(),
                 ],
-                Some(cancel),
-            )
+                Some(cancel.clone()),
+            )?;
+            match &branch {
+                Some(b) => git_in(
+                    &sandbox,
+                    &["switch".into(), "--create".into(), b.clone()],
+                    Some(cancel),
+                ),
+                None => Ok(String::new()),
+            }
         });
     let ws = cloned.and_then(|_| Workspace::new(&a.name, normal));
     match ws {
@@ -618,6 +632,7 @@ pub fn clone(registry: &Registry, args: Value, cancel: Cancel) -> Result<Value, 
             Ok(to_value(CloneOut {
                 workspace: a.name,
                 url: a.url,
+                branch,
             }))
         }
         Err(e) => {

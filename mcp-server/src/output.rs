@@ -309,4 +309,6 @@ pub struct CloneOut {
     pub workspace: String,
     /// What was cloned.
     pub url: String,
+    /// The new branch checked out, when one was asked for.
+    pub branch: Option<String>,
 }

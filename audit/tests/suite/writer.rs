@@ -103,7 +103,10 @@ fn async_appends_keep_one_chain(opts: AuditOptions) {
     }
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     while cordon_audit::segment::read_head(&path).map(|h| h.seq) != Some(251) {
-        assert!(std::time::Instant::now() < deadline, "the head never caught up");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the head never caught up"
+        );
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     drop(log);

@@ -151,3 +151,61 @@ fn clone_edit_test_commit_push_through_the_proxy() {
     let verified = env.run(&["audit", "verify", log.to_str().unwrap()]);
     verified.expect(0);
 }
+
+#[test]
+fn parallel_tasks_clone_into_workspaces_of_their_own_each_on_its_own_branch() {
+    let srv = git_server();
+    let bare = srv.bare();
+    let config = "[network]\nallow = [\"git.test\"]\nallow_addresses = [\"127.0.0.0/8\"]\n\n\
+                  [proxy]\nhosts = { \"git.test\" = [\"127.0.0.1\"] }\n";
+    let s = Session::with(Env::new(), config, true);
+    let url = format!("http://git.test:{}/cgi-bin/git/repo.git", srv.port);
+
+    // A branch name that is an option or a range is refused before anything is made.
+    for bad in ["-f", "a..b", "x.lock"] {
+        let msg = s.err(
+            "git_clone",
+            json!({"url": url, "name": "bad", "branch": bad}),
+        );
+        assert!(msg.contains("not a valid"), "{bad}: {msg}");
+        assert!(!s.env.path("workspaces/bad").exists());
+    }
+
+    for task in ["a", "b"] {
+        let r = s.ok(
+            "git_clone",
+            json!({"url": url, "name": task, "branch": format!("task/{task}")}),
+        );
+        assert_eq!(r["branch"], format!("task/{task}"), "{r}");
+    }
+    // Each works in its own workspace and sandbox, on its own branch, and pushes it.
+    for task in ["a", "b"] {
+        let call = |tool: &str, mut args: serde_json::Value| {
+            args["workspace"] = json!(task);
+            s.ok(tool, args)
+        };
+        let st = call("git_status", json!({}));
+        assert!(
+            st["output"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("task/{task}")),
+            "{st}"
+        );
+        call(
+            "write_file",
+            json!({"path": format!("{task}.txt"), "content": format!("task {task}\n")}),
+        );
+        call("git_add", json!({"paths": [format!("{task}.txt")]}));
+        call("git_commit", json!({"message": format!("task {task}")}));
+        call("git_push", json!({"branch": format!("task/{task}")}));
+    }
+    let listed = branches(&bare);
+    assert!(
+        listed.contains("task/a") && listed.contains("task/b"),
+        "{listed}"
+    );
+    // Neither task saw the other's file.
+    assert!(!s.env.path("workspaces/a/b.txt").exists());
+    assert!(!s.env.path("workspaces/b/a.txt").exists());
+}
