@@ -439,3 +439,71 @@ fn limits_tunnels_idle_time_and_header_size() {
         &text[..text.len().min(200)]
     );
 }
+
+/// Reads from `s` until `needle` has arrived (or the read timeout fails the test).
+fn read_until(s: &mut std::net::TcpStream, seen: &mut Vec<u8>, needle: &str) {
+    use std::io::Read;
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(seen).contains(needle) {
+        let n = s
+            .read(&mut buf)
+            .unwrap_or_else(|e| panic!("waiting for {needle:?}: {e}; got {seen:?}"));
+        assert!(n > 0, "closed before {needle:?}: {seen:?}");
+        seen.extend_from_slice(&buf[..n]);
+    }
+}
+
+#[test]
+fn server_sent_events_pass_through_as_they_are_sent() {
+    use std::io::{Read, Write};
+    use std::sync::mpsc;
+    // The origin sends one event, then waits until the client has seen it before the next:
+    // a proxy that held the response back until its end would leave the client waiting.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let (go, wait) = mpsc::channel::<()>();
+    let origin = std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        let mut head = Vec::new();
+        let mut b = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            s.read_exact(&mut b).unwrap();
+            head.push(b[0]);
+        }
+        let chunk = |s: &mut std::net::TcpStream, text: &str| {
+            write!(s, "{:x}\r\n{text}\r\n", text.len()).unwrap();
+            s.flush().unwrap();
+        };
+        write!(
+            s,
+            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+        .unwrap();
+        chunk(&mut s, "data: one\n\n");
+        let next = wait.recv_timeout(std::time::Duration::from_secs(20));
+        chunk(&mut s, "data: two\n\n");
+        s.write_all(b"0\r\n\r\n").unwrap();
+        next.is_ok()
+    });
+    let p = proxy(&["upstream.test"], &[("upstream.test", "127.0.0.1")]);
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", p.port)).unwrap();
+    c.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        c,
+        "GET http://upstream.test:{port}/events HTTP/1.1\r\nHost: upstream.test:{port}\r\nAccept: text/event-stream\r\n\r\n"
+    )
+    .unwrap();
+    let mut seen = Vec::new();
+    read_until(&mut c, &mut seen, "data: one\n\n");
+    let text = String::from_utf8_lossy(&seen).into_owned();
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("text/event-stream"), "{text}");
+    assert!(!text.contains("data: two"));
+    go.send(()).unwrap();
+    read_until(&mut c, &mut seen, "data: two\n\n");
+    assert!(
+        origin.join().unwrap(),
+        "the origin sent its second event only when the first had arrived"
+    );
+}
