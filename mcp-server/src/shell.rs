@@ -3,7 +3,7 @@
 //! Everything runs in the workspace's sandbox.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use cordon_sandbox::{Cancel, Command, Exit, Outcome, Signal, Stdin, Stream};
@@ -151,9 +151,10 @@ pub fn exec(
     let id = spawn(ws, args.command()?, cancel, None)?;
     let started = Instant::now();
     let mut reported = 0u64;
+    let mut reported_at: Option<Instant> = None;
+    let mut table = lock(&ws.processes.table)?;
     loop {
         {
-            let mut table = lock(&ws.processes.table)?;
             let Some(p) = table.get(&id) else {
                 return Err(ToolError::Io("the process vanished".into()));
             };
@@ -183,8 +184,9 @@ pub fn exec(
                 return Ok((out, p.outcome));
             }
             let total = p.dropped + p.output.len() as u64;
-            if total > reported {
+            if total > reported && reported_at.is_none_or(|t| t.elapsed() >= PROGRESS_EVERY) {
                 reported = total;
+                reported_at = Some(Instant::now());
                 progress(total);
             }
         }
@@ -212,9 +214,19 @@ pub fn exec(
                 None,
             ));
         }
-        std::thread::sleep(Duration::from_millis(20));
+        // Woken by output and by the end; the bound re-checks the wait and pending progress.
+        let left = wait.saturating_sub(started.elapsed()).min(PROGRESS_EVERY);
+        table = ws
+            .processes
+            .changed
+            .wait_timeout(table, left)
+            .map_err(|_| ToolError::Io("a process table lock was poisoned".into()))?
+            .0;
     }
 }
+
+/// At most one progress notification per this interval: output comes in many small pieces.
+const PROGRESS_EVERY: Duration = Duration::from_millis(100);
 
 /// One background process.
 #[derive(Debug)]
@@ -239,6 +251,8 @@ struct Process {
 pub struct Processes {
     next: Mutex<u64>,
     table: Arc<Mutex<BTreeMap<u64, Process>>>,
+    /// Signalled when a process has new output or has ended, so `exec` answers at once.
+    changed: Arc<Condvar>,
 }
 
 /// Reads a background process's output.
@@ -313,6 +327,7 @@ fn spawn(
         .name(format!("cordon-process-{id}"))
         .spawn(move || {
             let table = Arc::clone(&ws2.processes.table);
+            let changed = Arc::clone(&ws2.processes.changed);
             let result = ws2.sandbox.run(&cmd, &mut |stream, bytes| {
                 if let Ok(mut t) = table.lock()
                     && let Some(p) = t.get_mut(&id)
@@ -328,6 +343,7 @@ fn spawn(
                         p.dropped += cut as u64;
                     }
                 }
+                changed.notify_all();
             });
             let result = result.map_err(|e| e.to_string());
             let done = ended(&result);
@@ -338,6 +354,7 @@ fn spawn(
                 p.finished = Some(done);
                 p.outcome = outcome;
             }
+            changed.notify_all();
         })
         .map_err(|e| ToolError::Io(format!("cannot start a thread: {e}")))?;
     Ok(id)
