@@ -163,6 +163,21 @@ pub struct MoveOut {
     pub to: String,
 }
 
+/// `copy_file`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct CopyOut {
+    /// The source.
+    pub from: String,
+    /// The destination.
+    pub to: String,
+    /// Regular files copied.
+    pub files: u64,
+    /// Bytes copied.
+    pub bytes: u64,
+    /// What a recursive copy left out: links and special files (at most 100 named).
+    pub skipped: Vec<String>,
+}
+
 /// How a command ended.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct Ended {

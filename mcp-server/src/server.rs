@@ -188,10 +188,10 @@ const TOOLS: &[Def] = &[
     ),
     def!(
         "copy_file",
-        files::MoveArgs,
-        output::MoveOut,
+        files::CopyArgs,
+        output::CopyOut,
         ADD,
-        "Copy a regular file; the destination must not exist."
+        "Copy a file, or with recursive a directory and everything in it; the destination must not exist."
     ),
     def!(
         "delete_path",

@@ -369,6 +369,54 @@ fn policy_denies_a_ci_file_with_its_reason() {
 }
 
 #[test]
+fn copies_a_directory_tree_within_policy() {
+    let s = Session::start();
+    std::fs::create_dir_all(s.ws.join("tpl/sub/deeper")).unwrap();
+    std::fs::write(s.ws.join("tpl/a.txt"), "alpha\n").unwrap();
+    std::fs::write(s.ws.join("tpl/sub/deeper/b.txt"), "beta\n").unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", s.ws.join("tpl/sub/host")).unwrap();
+
+    let msg = s.err("copy_file", json!({"from": "tpl", "to": "out"}));
+    assert!(msg.contains("set recursive"), "{msg}");
+    let msg = s.err(
+        "copy_file",
+        json!({"from": "tpl", "to": "tpl/sub/again", "recursive": true}),
+    );
+    assert!(msg.contains("into itself"), "{msg}");
+
+    let r = s.ok(
+        "copy_file",
+        json!({"from": "tpl", "to": "out", "recursive": true}),
+    );
+    assert_eq!(r["files"], 2, "{r}");
+    assert_eq!(r["bytes"], 11);
+    // The link is not copied (neither as a link nor as the host file it points to).
+    assert_eq!(r["skipped"], json!(["tpl/sub/host"]));
+    assert_eq!(
+        std::fs::read_to_string(s.ws.join("out/sub/deeper/b.txt")).unwrap(),
+        "beta\n"
+    );
+    assert!(std::fs::symlink_metadata(s.ws.join("out/sub/host")).is_err());
+    let msg = s.err(
+        "copy_file",
+        json!({"from": "tpl", "to": "out", "recursive": true}),
+    );
+    assert!(msg.contains("already exists"), "{msg}");
+
+    // Into a protected directory: the first file is refused by policy, with its reason.
+    std::fs::create_dir_all(s.ws.join(".github")).unwrap();
+    let msg = s.err(
+        "copy_file",
+        json!({"from": "tpl", "to": ".github/workflows", "recursive": true}),
+    );
+    assert!(
+        msg.contains("denied by policy") && msg.contains(".github/workflows"),
+        "{msg}"
+    );
+    assert!(!s.ws.join(".github/workflows/a.txt").exists());
+}
+
+#[test]
 fn refuses_path_escapes() {
     let s = Session::start();
     std::fs::write(s.env.path("outside.txt"), "host secret file").unwrap();

@@ -145,7 +145,7 @@ pub struct DeleteArgs {
     pub recursive: bool,
 }
 
-/// Moves or copies a path.
+/// Moves a path.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MoveArgs {
@@ -153,6 +153,20 @@ pub struct MoveArgs {
     pub from: String,
     /// Destination, relative to the workspace root; must not exist.
     pub to: String,
+}
+
+/// Copies a file, or a directory and everything in it.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CopyArgs {
+    /// Source, relative to the workspace root.
+    pub from: String,
+    /// Destination, relative to the workspace root; must not exist.
+    pub to: String,
+    /// Copy a directory and everything in it (regular files and directories; links and other
+    /// special files are skipped and listed).
+    #[serde(default)]
+    pub recursive: bool,
 }
 
 pub(super) fn read_fd(fd: OwnedFd, limit: u64) -> Result<(Vec<u8>, u64), ToolError> {

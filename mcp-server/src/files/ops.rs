@@ -5,11 +5,13 @@ use std::os::fd::OwnedFd;
 use cordon_policy::input::FileOp;
 use rustix::fs::{AtFlags, Mode, OFlags};
 
-use super::write::write_atomic;
-use super::{DeleteArgs, MAX_FILE_BYTES, MoveArgs, PathArgs, libc_mode, open_read, read_fd};
+use super::write::{make_dirs, write_atomic};
+use super::{
+    CopyArgs, DeleteArgs, MAX_FILE_BYTES, MoveArgs, PathArgs, libc_mode, open_read, read_fd,
+};
 use crate::error::ToolError;
 use crate::guard::Guard;
-use crate::output::{InfoOut, MoveOut, PathOut};
+use crate::output::{CopyOut, InfoOut, MoveOut, PathOut};
 use crate::paths::{errno, normalise};
 use crate::workspace::Workspace;
 
@@ -100,23 +102,146 @@ pub fn rename(ws: &Workspace, guard: &Guard, args: MoveArgs) -> Result<MoveOut, 
     })
 }
 
-/// `copy_file`: regular files only.
-pub fn copy(ws: &Workspace, guard: &Guard, args: MoveArgs) -> Result<MoveOut, ToolError> {
+/// `copy_file`: a regular file, or with `recursive` a directory and everything in it.
+pub fn copy(ws: &Workspace, guard: &Guard, args: CopyArgs) -> Result<CopyOut, ToolError> {
     let from = normalise(&args.from)?;
     let to = normalise(&args.to)?;
-    let (fd, _) = open_read(ws, guard, &from)?;
-    let (bytes, size) = read_fd(fd, MAX_FILE_BYTES + 1)?;
-    if size > MAX_FILE_BYTES {
-        return Err(ToolError::Invalid(format!(
-            "{from} is too large to copy ({size} bytes)"
-        )));
-    }
     let (tdir, tname) = ws.root.parent(&to)?;
     if rustix::fs::statat(&tdir, tname.as_str(), AtFlags::SYMLINK_NOFOLLOW).is_ok() {
         return Err(ToolError::Invalid(format!("{to} already exists")));
     }
-    let (real, _) = write_atomic(ws, guard, &to, &bytes)?;
-    Ok(MoveOut { from, to: real })
+    let (fdir, fname) = ws.root.parent(&from)?;
+    let st = rustix::fs::statat(&fdir, fname.as_str(), AtFlags::SYMLINK_NOFOLLOW)
+        .map_err(|e| errno(&from, e))?;
+    let mut done = Copied::default();
+    if st.st_mode & libc_mode::S_IFMT != libc_mode::S_IFDIR {
+        let real = copy_one(ws, guard, &from, &to, &mut done)?;
+        return Ok(done.out(from, real));
+    }
+    if !args.recursive {
+        return Err(ToolError::Invalid(format!(
+            "{from} is a directory; set recursive to copy it and everything in it"
+        )));
+    }
+    let real_from = ws.root.real_child(&fdir, &fname)?;
+    let real_to = ws.root.real_child(&tdir, &tname)?;
+    if real_to.starts_with(&format!("{real_from}/")) {
+        return Err(ToolError::Invalid(format!(
+            "{to} is inside {from}: a directory cannot be copied into itself"
+        )));
+    }
+    guard.file(&ws.name, FileOp::List, &real_from, None)?;
+    copy_tree(ws, guard, &from, &to, &mut done, 0).map_err(|e| match done.files {
+        0 => e,
+        n => ToolError::Invalid(format!(
+            "stopped after copying {n} files into {to} (delete_path it to start again): {e}"
+        )),
+    })?;
+    Ok(done.out(real_from, real_to))
+}
+
+/// At most this many files in one recursive copy.
+const MAX_COPY_FILES: u64 = 10_000;
+/// At most this many bytes in one recursive copy.
+const MAX_COPY_BYTES: u64 = 256 << 20;
+/// At most this deep.
+const MAX_COPY_DEPTH: usize = 64;
+
+/// What a copy has done so far.
+#[derive(Default)]
+struct Copied {
+    files: u64,
+    bytes: u64,
+    skipped: Vec<String>,
+}
+
+impl Copied {
+    fn out(self, from: String, to: String) -> CopyOut {
+        CopyOut {
+            from,
+            to,
+            files: self.files,
+            bytes: self.bytes,
+            skipped: self.skipped,
+        }
+    }
+}
+
+/// Copies one regular file: read as the agent would read it, written as it would write it
+/// (each side decided by the files policy on its real path).
+fn copy_one(
+    ws: &Workspace,
+    guard: &Guard,
+    from: &str,
+    to: &str,
+    done: &mut Copied,
+) -> Result<String, ToolError> {
+    if done.files >= MAX_COPY_FILES {
+        return Err(ToolError::Invalid(format!(
+            "more than {MAX_COPY_FILES} files to copy"
+        )));
+    }
+    let (fd, _) = open_read(ws, guard, from)?;
+    let room = MAX_FILE_BYTES.min(MAX_COPY_BYTES.saturating_sub(done.bytes));
+    let (bytes, size) = read_fd(fd, room + 1)?;
+    if size > room {
+        return Err(ToolError::Invalid(format!(
+            "{from} is too large to copy ({size} bytes; {room} left)"
+        )));
+    }
+    let (real, _) = write_atomic(ws, guard, to, &bytes)?;
+    done.files += 1;
+    done.bytes += size;
+    Ok(real)
+}
+
+/// Copies the directory `from` to `to` (which does not exist yet): directories made, regular
+/// files copied, anything else (links, sockets, devices) skipped and named in the result. The
+/// source is listed through a descriptor opened beneath the workspace; each entry is then
+/// opened beneath it again, so a link swapped in meanwhile is refused rather than followed.
+fn copy_tree(
+    ws: &Workspace,
+    guard: &Guard,
+    from: &str,
+    to: &str,
+    done: &mut Copied,
+    depth: usize,
+) -> Result<(), ToolError> {
+    if depth > MAX_COPY_DEPTH {
+        return Err(ToolError::Invalid(format!(
+            "{from} is nested more than {MAX_COPY_DEPTH} directories deep"
+        )));
+    }
+    make_dirs(ws, guard, to)?;
+    let dir = ws
+        .root
+        .open_at(from, OFlags::RDONLY | OFlags::DIRECTORY, 0)?;
+    let mut entries = Vec::new();
+    for entry in rustix::fs::Dir::read_from(&dir).map_err(|e| errno(from, e))? {
+        let entry = entry.map_err(|e| errno(from, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name != "." && name != ".." {
+            entries.push(name);
+        }
+    }
+    entries.sort();
+    for name in entries {
+        let (src, dst) = (format!("{from}/{name}"), format!("{to}/{name}"));
+        let st = rustix::fs::statat(&dir, name.as_str(), AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| errno(&src, e))?;
+        match st.st_mode & libc_mode::S_IFMT {
+            libc_mode::S_IFDIR => copy_tree(ws, guard, &src, &dst, done, depth + 1)?,
+            libc_mode::S_IFREG => {
+                copy_one(ws, guard, &src, &dst, done)?;
+            }
+            _ => {
+                if done.skipped.len() < 100 {
+                    done.skipped.push(src);
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `delete_path`.

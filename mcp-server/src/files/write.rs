@@ -13,7 +13,7 @@ use crate::paths::{errno, normalise};
 use crate::workspace::{Workspace, digest};
 
 /// Creates missing directories down to `rel` (each level beneath the root, each decided).
-fn make_dirs(ws: &Workspace, guard: &Guard, rel: &str) -> Result<(), ToolError> {
+pub(super) fn make_dirs(ws: &Workspace, guard: &Guard, rel: &str) -> Result<(), ToolError> {
     let mut at = String::new();
     for part in rel.split('/').filter(|p| !p.is_empty()) {
         let next = if at.is_empty() {
