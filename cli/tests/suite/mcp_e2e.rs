@@ -34,14 +34,21 @@ fn branches(bare: &Path) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-#[test]
-fn clone_edit_test_commit_push_through_the_proxy() {
+/// The git server, an MCP session whose proxy lets `git.test` reach it on loopback, and the
+/// repository's URL.
+fn session_with_git_server() -> (GitServer, Session, String) {
     let srv = git_server();
-    let bare = srv.bare();
     let config = "[network]\nallow = [\"git.test\"]\nallow_addresses = [\"127.0.0.0/8\"]\n\n\
                   [proxy]\nhosts = { \"git.test\" = [\"127.0.0.1\"] }\n";
     let s = Session::with(Env::new(), config, true);
     let url = format!("http://git.test:{}/cgi-bin/git/repo.git", srv.port);
+    (srv, s, url)
+}
+
+#[test]
+fn clone_edit_test_commit_push_through_the_proxy() {
+    let (srv, s, url) = session_with_git_server();
+    let bare = srv.bare();
 
     let r = s.ok("git_clone", json!({"url": url, "name": "proj"}));
     assert_eq!(r["workspace"], "proj");
@@ -154,12 +161,8 @@ fn clone_edit_test_commit_push_through_the_proxy() {
 
 #[test]
 fn parallel_tasks_clone_into_workspaces_of_their_own_each_on_its_own_branch() {
-    let srv = git_server();
+    let (srv, s, url) = session_with_git_server();
     let bare = srv.bare();
-    let config = "[network]\nallow = [\"git.test\"]\nallow_addresses = [\"127.0.0.0/8\"]\n\n\
-                  [proxy]\nhosts = { \"git.test\" = [\"127.0.0.1\"] }\n";
-    let s = Session::with(Env::new(), config, true);
-    let url = format!("http://git.test:{}/cgi-bin/git/repo.git", srv.port);
 
     // A branch name that is an option or a range is refused before anything is made.
     for bad in ["-f", "a..b", "x.lock"] {
