@@ -76,6 +76,12 @@ impl Root {
         Ok((fd, name.to_owned()))
     }
 
+    /// Reopens a directory held as an `O_PATH` descriptor (from [`Root::parent`]) for the calls
+    /// that change names in it, from where the kernel says it is now, beneath the root again.
+    pub fn reopen_dir(&self, dir: impl AsFd) -> Result<OwnedFd, ToolError> {
+        self.open_at(&self.where_is(dir)?, OFlags::RDONLY | OFlags::DIRECTORY, 0)
+    }
+
     /// Where `fd` is, relative to the root, as the kernel sees it now.
     pub fn where_is(&self, fd: impl AsFd) -> Result<String, ToolError> {
         let link = rustix::fs::readlinkat(

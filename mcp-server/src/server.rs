@@ -588,13 +588,9 @@ fn dispatch(
         "delete_path" => plain(files::delete(ws, guard, parse(args)?)),
         "exec" => {
             let a: shell::ExecArgs = parse(args)?;
-            let mut last = std::time::Instant::now();
+            // `exec` paces the reports (a few a second).
             let (out, outcome) = shell::exec(ws, &a, cancel, &mut |bytes| {
-                // At most a few notifications a second.
-                if last.elapsed().as_millis() >= 250 {
-                    last = std::time::Instant::now();
-                    let _ = progress.send(bytes);
-                }
+                let _ = progress.send(bytes);
             })?;
             plain(Ok(out)).map(|(v, _)| (v, outcome))
         }

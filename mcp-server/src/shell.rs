@@ -225,8 +225,9 @@ pub fn exec(
     }
 }
 
-/// At most one progress notification per this interval: output comes in many small pieces.
-const PROGRESS_EVERY: Duration = Duration::from_millis(100);
+/// At most one progress notification per this interval (output comes in many small pieces);
+/// output that arrived meanwhile is reported once the interval is over.
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
 /// One background process.
 #[derive(Debug)]

@@ -246,12 +246,7 @@ fn tunnel(proxy: u16, host: &str, port: u16) -> TcpStream {
         "CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n"
     )
     .unwrap();
-    let mut head = Vec::new();
-    let mut b = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        s.read_exact(&mut b).unwrap();
-        head.push(b[0]);
-    }
+    let head = cordon_testkit::read_head(&mut s);
     assert!(
         head.starts_with(b"HTTP/1.1 200") || head.starts_with(b"HTTP/1.0 200"),
         "{}",

@@ -463,9 +463,7 @@ async fn connect(shared: &Arc<Shared>, req: Request<Incoming>, started: Instant)
                 return Spliced::no_upgrade();
             };
             match plain_socket(client) {
-                Ok((client, head)) => {
-                    splice_sockets(client, Raw::Tcp(upstream), &head, idle, total).await
-                }
+                Ok((client, head)) => splice_sockets(client, upstream, &head, idle, total).await,
                 Err(client) => splice(TokioIo::new(client), upstream, idle, total).await,
             }
         };

@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 use crate::idle::{Activity, Watched};
 use crate::zerocopy::Raw;
@@ -47,16 +48,22 @@ where
 }
 
 /// [`splice`] for two plain sockets: the bytes move inside the kernel ([`crate::zerocopy`]).
-/// `head` is what the client sent past the CONNECT request before the tunnel began.
+/// `head` is what the client sent past the CONNECT request before the tunnel began; it goes to
+/// the origin first.
 pub(crate) async fn splice_sockets(
     client: Raw,
-    upstream: Raw,
+    mut upstream: TcpStream,
     head: &[u8],
     idle: Duration,
     total: Duration,
 ) -> Spliced {
     let activity = Activity::new();
-    let copy = crate::zerocopy::bidirectional(&client, &upstream, head, &activity);
+    let copy = async {
+        upstream.write_all(head).await?;
+        let upstream = Raw::Tcp(upstream);
+        let (up, down) = crate::zerocopy::bidirectional(&client, &upstream, &activity).await?;
+        Ok((up + head.len() as u64, down))
+    };
     limited(copy, &activity, idle, total).await
 }
 

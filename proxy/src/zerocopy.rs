@@ -50,36 +50,12 @@ impl Raw {
             Raw::Unix(s) => s.as_fd(),
         }
     }
-
-    /// Writes `bytes` the ordinary way (what hyper read past the CONNECT head).
-    async fn write_all(&self, mut bytes: &[u8]) -> io::Result<()> {
-        while !bytes.is_empty() {
-            self.ready(Interest::WRITABLE).await?;
-            let n = match self.try_io(Interest::WRITABLE, || {
-                rustix::io::write(self.fd(), bytes).map_err(io::Error::from)
-            }) {
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Err(e),
-            };
-            bytes = bytes.get(n..).unwrap_or_default();
-        }
-        Ok(())
-    }
 }
 
 /// Moves bytes both ways until both directions reach end-of-file, passing each end-of-file on
-/// as a half-close, like `tokio::io::copy_bidirectional`. `head` goes to `b` first. Returns the
-/// bytes a→b (with `head`) and b→a.
-pub(crate) async fn bidirectional(
-    a: &Raw,
-    b: &Raw,
-    head: &[u8],
-    activity: &Activity,
-) -> io::Result<(u64, u64)> {
-    b.write_all(head).await?;
-    let (up, down) = tokio::try_join!(pump(a, b, activity), pump(b, a, activity))?;
-    Ok((up + head.len() as u64, down))
+/// as a half-close, like `tokio::io::copy_bidirectional`. Returns the bytes a→b and b→a.
+pub(crate) async fn bidirectional(a: &Raw, b: &Raw, activity: &Activity) -> io::Result<(u64, u64)> {
+    tokio::try_join!(pump(a, b, activity), pump(b, a, activity))
 }
 
 fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
@@ -143,14 +119,13 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn carries_both_ways_with_head_and_half_close() {
+    async fn carries_both_ways_with_half_close() {
         // client <-> [a | proxy | b] <-> origin
         let (mut client, a) = pair().await;
         let (b, mut origin) = pair().await;
         let activity = Activity::new();
-        let proxy = tokio::spawn(async move {
-            bidirectional(&Raw::Tcp(a), &Raw::Tcp(b), b"HEAD:", &activity).await
-        });
+        let proxy =
+            tokio::spawn(async move { bidirectional(&Raw::Tcp(a), &Raw::Tcp(b), &activity).await });
         // 8 MiB up, patterned so a lost or reordered chunk shows.
         let up: Vec<u8> = (0..8u32 << 20).map(|i| (i % 251) as u8).collect();
         let sent = up.clone();
@@ -163,13 +138,12 @@ mod tests {
         });
         let mut got = Vec::new();
         origin.read_to_end(&mut got).await.unwrap();
-        assert_eq!(got.len(), up.len() + 5);
-        assert!(got.starts_with(b"HEAD:") && got[5..] == up[..]);
+        assert!(got == up, "{} bytes arrived of {}", got.len(), up.len());
         origin.write_all(b"bye").await.unwrap();
         origin.shutdown().await.unwrap();
         assert_eq!(writer.await.unwrap(), b"bye");
         let (n_up, n_down) = proxy.await.unwrap().unwrap();
-        assert_eq!((n_up, n_down), (up.len() as u64 + 5, 3));
+        assert_eq!((n_up, n_down), (up.len() as u64, 3));
     }
 
     #[tokio::test]
@@ -177,9 +151,10 @@ mod tests {
         let (mut client, a) = tokio::net::UnixStream::pair().unwrap();
         let (b, mut origin) = pair().await;
         let activity = Activity::new();
-        let proxy = tokio::spawn(async move {
-            bidirectional(&Raw::Unix(a), &Raw::Tcp(b), b"", &activity).await
-        });
+        let proxy =
+            tokio::spawn(
+                async move { bidirectional(&Raw::Unix(a), &Raw::Tcp(b), &activity).await },
+            );
         client.write_all(b"ping").await.unwrap();
         let mut buf = [0u8; 4];
         origin.read_exact(&mut buf).await.unwrap();

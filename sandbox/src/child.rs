@@ -749,16 +749,6 @@ pub(crate) fn child_main(plan: &ChildPlan, fds: &ChildFds) -> ! {
 /// The command's process group, for [`forward`]; 0 until the command exists.
 static COMMAND_GROUP: AtomicI32 = AtomicI32::new(0);
 
-/// The signals the supervisor may ask the init to pass on ([`crate::Signal`]).
-const FORWARDED: [c_int; 6] = [
-    libc::SIGHUP,
-    libc::SIGINT,
-    libc::SIGQUIT,
-    libc::SIGTERM,
-    libc::SIGUSR1,
-    libc::SIGUSR2,
-];
-
 /// The init's handler: passes the signal to the command's process group. A pid namespace's init
 /// receives a signal from outside only if it handles it, so these are the only ones that reach
 /// it; the command may send them to pid 1 too, which only signals itself.
@@ -784,7 +774,8 @@ fn forward_signals(command: libc::c_long) {
     // SAFETY: setpgid on our own child; it fails harmlessly if the child already exec'd.
     unsafe { libc::setpgid(pid, pid) };
     COMMAND_GROUP.store(pid, Ordering::Relaxed);
-    for sig in FORWARDED {
+    // The signals the supervisor may ask the init to pass on.
+    for sig in crate::Signal::ALL.map(crate::Signal::number) {
         // SAFETY: a zeroed sigaction with a valid handler and an empty mask.
         unsafe {
             let mut act: libc::sigaction = std::mem::zeroed();

@@ -134,3 +134,15 @@ impl GitServer {
         self.root.path().join("repo.git")
     }
 }
+
+/// Reads an HTTP message head (through the blank line) one byte at a time, so nothing after
+/// it is consumed: the bytes that follow belong to a tunnel or a body the caller reads next.
+pub fn read_head(r: &mut impl std::io::Read) -> Vec<u8> {
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        r.read_exact(&mut b).unwrap();
+        head.push(b[0]);
+    }
+    head
+}

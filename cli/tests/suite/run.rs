@@ -14,6 +14,15 @@ fn workspace(env: &Env) -> String {
     ws.to_str().unwrap().to_owned()
 }
 
+/// `cordon --config cordon.toml run --workspace WS OPTIONS... -- COMMAND...`
+fn run_in<'a>(ws: &'a str, options: &[&'a str], command: &[&'a str]) -> Vec<&'a str> {
+    let mut argv = vec!["--config", "cordon.toml", "run", "--workspace", ws];
+    argv.extend_from_slice(options);
+    argv.push("--");
+    argv.extend_from_slice(command);
+    argv
+}
+
 #[test]
 fn runs_a_command_streams_output_and_returns_its_status() {
     let env = Env::new();
@@ -65,17 +74,11 @@ fn the_files_policy_decides_what_stays_read_only() {
     // A pattern added in cordon.toml is protected too.
     env.write("cordon.toml", "[files]\nprotect = [\"secrets/**\"]\n");
     std::fs::create_dir_all(env.path("ws/secrets")).unwrap();
-    let r = env.run(&[
-        "--config",
-        "cordon.toml",
-        "run",
-        "--workspace",
+    let r = env.run(&run_in(
         &ws,
-        "--",
-        "sh",
-        "-c",
-        "echo x > secrets/new || echo refused",
-    ]);
+        &[],
+        &["sh", "-c", "echo x > secrets/new || echo refused"],
+    ));
     assert_eq!(r.stdout(), "refused\n", "{}", r.stderr());
 }
 
@@ -223,17 +226,7 @@ fn run_reaches_the_network_only_through_its_own_proxy() {
          curl -s -m 5 -o /dev/null -w '%{{http_code}}\\n' http://example.com/; \
          curl -s -m 5 --noproxy '*' http://127.0.0.1:{port}/ || echo direct-refused"
     );
-    let r = env.run(&[
-        "--config",
-        "cordon.toml",
-        "run",
-        "--workspace",
-        &ws,
-        "--",
-        "sh",
-        "-c",
-        &script,
-    ]);
+    let r = env.run(&run_in(&ws, &[], &["sh", "-c", &script]));
     r.expect(0);
     assert_eq!(
         r.stdout(),
@@ -361,17 +354,7 @@ fn run_keeps_a_swapped_token_out_of_the_sandbox() {
     let port = token_origin();
     env.write("cordon.toml", TOKEN_CONFIG);
     let script = token_script(port);
-    let mut cmd = env.command(&[
-        "--config",
-        "cordon.toml",
-        "run",
-        "--workspace",
-        &ws,
-        "--",
-        "sh",
-        "-c",
-        &script,
-    ]);
+    let mut cmd = env.command(&run_in(&ws, &[], &["sh", "-c", &script]));
     cmd.env("DEPLOY_TOKEN", "real-deploy-token-value");
     let out = cmd.output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -384,15 +367,7 @@ fn run_keeps_a_swapped_token_out_of_the_sandbox() {
     let log = std::fs::read_to_string(env.log()).unwrap();
     assert!(!log.contains("real-deploy-token-value"));
     // A missing host variable is a clear error, not an empty token.
-    let r = env.run(&[
-        "--config",
-        "cordon.toml",
-        "run",
-        "--workspace",
-        &ws,
-        "--",
-        "true",
-    ]);
+    let r = env.run(&run_in(&ws, &[], &["true"]));
     r.fails(125, "the host variable DEPLOY_TOKEN is not set");
 }
 
@@ -432,19 +407,11 @@ fn a_standalone_proxy_publishes_its_placeholders_to_sandboxes() {
             .contains("real-deploy-token-value")
     );
     // A sandbox started elsewhere, with no access to the real token, through that proxy.
-    let r = env.run(&[
-        "--config",
-        "cordon.toml",
-        "run",
-        "--workspace",
+    let r = env.run(&run_in(
         &ws,
-        "--proxy-socket",
-        socket.to_str().unwrap(),
-        "--",
-        "sh",
-        "-c",
-        &token_script(port),
-    ]);
+        &["--proxy-socket", socket.to_str().unwrap()],
+        &["sh", "-c", &token_script(port)],
+    ));
     assert_eq!(r.stdout(), "placeholder\nauth-ok", "{}", r.stderr());
     std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

@@ -74,16 +74,8 @@ pub fn rename(ws: &Workspace, guard: &Guard, args: MoveArgs) -> Result<MoveOut, 
     let real_from = ws.root.real_child(&fdir, &fname)?;
     let real_to = ws.root.real_child(&tdir, &tname)?;
     guard.file(&ws.name, FileOp::Rename, &real_from, Some(&real_to))?;
-    let fdir = ws.root.open_at(
-        &ws.root.where_is(&fdir)?,
-        OFlags::RDONLY | OFlags::DIRECTORY,
-        0,
-    )?;
-    let tdir = ws.root.open_at(
-        &ws.root.where_is(&tdir)?,
-        OFlags::RDONLY | OFlags::DIRECTORY,
-        0,
-    )?;
+    let fdir = ws.root.reopen_dir(&fdir)?;
+    let tdir = ws.root.reopen_dir(&tdir)?;
     rustix::fs::renameat_with(
         &fdir,
         fname.as_str(),
@@ -255,11 +247,7 @@ pub fn delete(ws: &Workspace, guard: &Guard, args: DeleteArgs) -> Result<PathOut
     let (parent, name) = ws.root.parent(&rel)?;
     let real = ws.root.real_child(&parent, &name)?;
     guard.file(&ws.name, FileOp::Delete, &real, None)?;
-    let dir = ws.root.open_at(
-        &ws.root.where_is(&parent)?,
-        OFlags::RDONLY | OFlags::DIRECTORY,
-        0,
-    )?;
+    let dir = ws.root.reopen_dir(&parent)?;
     let st = rustix::fs::statat(&dir, name.as_str(), AtFlags::SYMLINK_NOFOLLOW)
         .map_err(|e| errno(&rel, e))?;
     if st.st_mode & libc_mode::S_IFMT == libc_mode::S_IFDIR {

@@ -53,11 +53,7 @@ pub(super) fn write_atomic(
     let (parent, name) = ws.root.parent(rel)?;
     let real = ws.root.real_child(&parent, &name)?;
     guard.file(&ws.name, FileOp::Write, &real, None)?;
-    let dir = ws.root.open_at(
-        &ws.root.where_is(&parent)?,
-        OFlags::RDONLY | OFlags::DIRECTORY,
-        0,
-    )?;
+    let dir = ws.root.reopen_dir(&parent)?;
     let existing = rustix::fs::statat(&dir, name.as_str(), AtFlags::SYMLINK_NOFOLLOW).ok();
     if let Some(st) = &existing
         && st.st_mode & libc_mode::S_IFMT == libc_mode::S_IFDIR

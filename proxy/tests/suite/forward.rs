@@ -99,12 +99,7 @@ fn pipelined_tunnel<S: std::io::Read + std::io::Write>(
             .into_bytes();
     first.extend_from_slice(&data[..1000]);
     s.write_all(&first).unwrap();
-    let mut head = Vec::new();
-    let mut b = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        s.read_exact(&mut b).unwrap();
-        head.push(b[0]);
-    }
+    let head = cordon_testkit::read_head(&mut s);
     assert!(
         head.starts_with(b"HTTP/1.1 200"),
         "{}",
@@ -455,7 +450,7 @@ fn read_until(s: &mut std::net::TcpStream, seen: &mut Vec<u8>, needle: &str) {
 
 #[test]
 fn server_sent_events_pass_through_as_they_are_sent() {
-    use std::io::{Read, Write};
+    use std::io::Write;
     use std::sync::mpsc;
     // The origin sends one event, then waits until the client has seen it before the next:
     // a proxy that held the response back until its end would leave the client waiting.
@@ -464,12 +459,7 @@ fn server_sent_events_pass_through_as_they_are_sent() {
     let (go, wait) = mpsc::channel::<()>();
     let origin = std::thread::spawn(move || {
         let (mut s, _) = l.accept().unwrap();
-        let mut head = Vec::new();
-        let mut b = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            s.read_exact(&mut b).unwrap();
-            head.push(b[0]);
-        }
+        cordon_testkit::read_head(&mut s);
         let chunk = |s: &mut std::net::TcpStream, text: &str| {
             write!(s, "{:x}\r\n{text}\r\n", text.len()).unwrap();
             s.flush().unwrap();
